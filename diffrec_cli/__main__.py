@@ -1,0 +1,3 @@
+from diffrec_cli.cli.app import main
+
+main()

@@ -1,0 +1,52 @@
+"""Shared CLI plumbing: the error boundary, the data-home option, plugin loading with visible problems."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from diffrec_cli.errors import DiffrecError
+
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOption = Annotated[
+    Optional[str],
+    typer.Option("--home", envvar="DIFFREC_HOME", help="Data home for datasets and runs [default: ~/.local/share/diffrec]."),
+]
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2: the contract for every user-fixable problem."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DiffrecError as exc:
+            fail(str(exc))
+        except MemoryError:
+            fail("out of memory; try a smaller batch_size or eval_batch_size")
+
+    return wrapper
+
+
+def registry():
+    """Load plugins on first use (never at import time) and show their problems once."""
+    from diffrec_cli.plugins import get_plugins
+
+    plugins = get_plugins()
+    return plugins.registry
+
+
+def show_plugin_problems(problems: list[str]) -> None:
+    for line in problems:
+        print(line, file=sys.stderr)

@@ -1,0 +1,117 @@
+"""Rich output for training: a live panel on a terminal, plain lines otherwise, nothing when quiet."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def step_loss_table(step_losses: list[float | None], columns: int = 10) -> Table:
+    """Mean loss per diffusion step t, grouped into at most ``columns`` buckets of steps."""
+    n = len(step_losses)
+    size = max(1, -(-n // columns))
+    table = Table(title="mean loss per diffusion step t (importance-sampling history)", title_justify="left",
+                  show_edge=False, pad_edge=False)
+    cells, values = [], []
+    for lo in range(0, n, size):
+        chunk = [v for v in step_losses[lo:lo + size] if v is not None]
+        table.add_column(f"t{lo + 1}" if size == 1 else f"t{lo + 1}-{min(n, lo + size)}", justify="right")
+        values.append(sum(chunk) / len(chunk) if chunk else None)
+    finite = [v for v in values if v is not None]
+    top = max(finite) if finite else 1.0
+    for v in values:
+        if v is None:
+            cells.append("·")
+        else:
+            bar = BARS[min(len(BARS) - 1, int(len(BARS) * v / top))] if top > 0 else BARS[0]
+            cells.append(f"{bar} {v:.3g}")
+    table.add_row(*cells)
+    return table
+
+
+class RichReporter:
+    """Training progress through rich. ``live`` redraws one panel; otherwise one line per evaluation."""
+
+    def __init__(self, console: Console, *, live: bool = True) -> None:
+        self.console = console
+        self.live_enabled = live and console.is_terminal
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 console=console)
+        self.epoch_task = None
+        self.step_task = None
+        self.step_losses: list[float | None] | None = None
+        self.last_eval: Evaluated | None = None
+        self.live: Live | None = None
+        self.last_plain = 0.0
+
+    def _panel(self) -> Group:
+        parts: list[Any] = [self.progress]
+        if self.step_losses:
+            parts.append(step_loss_table(self.step_losses))
+        if self.last_eval is not None:
+            e = self.last_eval
+            parts.append(Text(f"epoch {e.epoch}: valid {e.metric} {e.valid[e.metric]:.4f}   "
+                              f"best {e.best_value:.4f} (epoch {e.best_epoch})"))
+        return Group(*parts)
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, TrainingStarted):
+            self.console.print(f"training [bold]{event.model}[/] on [bold]{event.dataset}[/]: "
+                               f"{event.parameters:,} parameters, device {event.device}, precision {event.precision}"
+                               + (f", run {event.run_id}" if event.run_id else ""))
+            self.epoch_task = self.progress.add_task("epochs", total=event.epochs, info="")
+            self.step_task = self.progress.add_task("steps ", total=event.steps_per_epoch, info="")
+            if self.live_enabled:
+                self.live = Live(self._panel(), console=self.console, refresh_per_second=8, transient=False)
+                self.live.start()
+        elif isinstance(event, StepFinished):
+            if event.step == 1:
+                self.progress.reset(self.step_task)
+            self.progress.update(self.step_task, completed=event.step, info=f"loss {event.loss:.4g}")
+        elif isinstance(event, EpochFinished):
+            self.step_losses = event.step_losses
+            self.progress.update(self.epoch_task, completed=event.epoch, info=f"epoch loss {event.loss:.4g}")
+            if self.live:
+                self.live.update(self._panel())
+        elif isinstance(event, Evaluated):
+            self.last_eval = event
+            if self.live:
+                self.live.update(self._panel())
+            else:
+                mark = " *" if event.is_best else ""
+                self.console.print(f"epoch {event.epoch}: valid {event.metric} {event.valid[event.metric]:.4f} "
+                                   f"test {event.test[event.metric]:.4f} ({event.seconds:.1f}s){mark}", highlight=False)
+        elif isinstance(event, TrainingFinished):
+            if self.live:
+                self.live.update(self._panel())
+                self.live.stop()
+            how = "interrupted" if event.interrupted else ("early stop" if event.stopped_early else "done")
+            self.console.print(f"{how} after {event.epochs_run} epochs in {event.seconds:.1f}s; "
+                               f"best epoch {event.best_epoch}")
+
+
+def metrics_table(valid: dict[str, float], test: dict[str, float], ks: tuple[int, ...] | list[int],
+                  title: str = "metrics at the best validation epoch") -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    for split, values in (("valid", valid), ("test", test)):
+        if not values:
+            continue
+        for metric in ("recall", "ndcg", "precision", "mrr", "hit"):
+            table.add_row(f"{split} {metric}", *[f"{values.get(f'{metric}@{k}', float('nan')):.4f}" for k in ks])
+    users = test.get("users") if test else None
+    table.caption = "averaged over users with at least one ground-truth item" + (f" (test: {users:,})" if users else "")
+    return table

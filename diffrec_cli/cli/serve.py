@@ -1,0 +1,100 @@
+"""``diffrec eval`` and ``diffrec recommend``: load a run's checkpoint and use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from diffrec_cli.cli.common import HomeOption, console, handles_errors
+from diffrec_cli.errors import DiffrecError
+
+
+def recommendations_table(frame: pl.DataFrame, title: str = "recommendations") -> Table:
+    table = Table("user", "top items (best first)", title=title)
+    for user, group in frame.group_by("user", maintain_order=True):
+        table.add_row(str(user[0]), ", ".join(group["item"].to_list()))
+    return table
+
+
+@handles_errors
+def eval_command(
+    run: str = typer.Argument(..., help="Run id (or prefix), run directory, or checkpoint path."),
+    split: str = typer.Option("both", "--split", help="valid, test or both."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    device: str = typer.Option("cpu", "--device"),
+    home: HomeOption = None,
+) -> None:
+    """Full-ranking evaluation of a checkpoint. Validation masks training items; test masks training and
+    validation items. Metrics average over users with at least one ground-truth item."""
+    from diffrec_cli.cli.common import registry
+    from diffrec_cli.cli.progress import metrics_table
+    from diffrec_cli.data.store import DataHome
+    from diffrec_cli.serve import evaluate_served, load_served
+
+    splits = {"both": ("valid", "test"), "valid": ("valid",), "test": ("test",)}.get(split)
+    if splits is None:
+        raise DiffrecError(f"--split must be valid, test or both, got {split!r}")
+    served = load_served(run, registry(), home=DataHome(home), device=device)
+    metrics = evaluate_served(served, splits)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    console.print(metrics_table(metrics.get("valid", {}), metrics.get("test", {}), served.ks,
+                                title=f"{served.meta['model']['name']} on {served.data.name}"))
+
+
+@handles_errors
+def recommend_command(
+    run: str = typer.Argument(..., help="Run id (or prefix), run directory, or checkpoint path."),
+    user: Optional[list[str]] = typer.Option(None, "--user", "-u", help="Raw user id; repeatable."),
+    users_file: Optional[Path] = typer.Option(None, "--users-file", help="File with one raw user id per line (or a CSV/Parquet with a 'user' column)."),
+    k: int = typer.Option(10, "-k", "--top", help="How many items per user."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write user,rank,item,score to .csv or .parquet."),
+    device: str = typer.Option("cpu", "--device"),
+    home: HomeOption = None,
+) -> None:
+    """Top-k items a user has not interacted with in any split, by the model's scores."""
+    from diffrec_cli.atomic import atomic_path
+    from diffrec_cli.cli.common import registry
+    from diffrec_cli.data.store import DataHome
+    from diffrec_cli.serve import load_served, recommend_for_users
+
+    if k <= 0:
+        raise DiffrecError(f"-k must be positive, got {k}")
+    users = list(user or [])
+    if users_file is not None:
+        users += _read_users(users_file)
+    if not users:
+        raise DiffrecError("give --user ID (repeatable) or --users-file FILE")
+    if out is not None and out.suffix not in (".csv", ".parquet"):
+        raise DiffrecError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    served = load_served(run, registry(), home=DataHome(home), device=device)
+    frame = recommend_for_users(served.model, served.data, users, k=k, inputs=served.inputs)
+    if out is not None:
+        with atomic_path(out) as tmp:
+            (frame.write_csv if out.suffix == ".csv" else frame.write_parquet)(tmp)
+        console.print(f"wrote {frame.height:,} rows for {len(users):,} users to {out}")
+        return
+    console.print(recommendations_table(frame, title=f"top {k} for {len(users)} user(s)"))
+
+
+def _read_users(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DiffrecError(f"users file {path} not found")
+    try:
+        if path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+        elif path.suffix == ".csv":
+            frame = pl.read_csv(path, infer_schema=False)
+        else:
+            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DiffrecError(f"cannot read users file {path}: {exc}") from None
+    if "user" not in frame.columns:
+        raise DiffrecError(f"users file {path} has no 'user' column (columns: {', '.join(frame.columns)})")
+    return [str(u) for u in frame["user"].to_list()]

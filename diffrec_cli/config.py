@@ -1,0 +1,114 @@
+"""Training configuration: a frozen dataclass for the trainer plus free-form model settings.
+
+Settings arrive from a TOML file and ``--set key=value`` pairs. Keys naming a :class:`TrainConfig` field
+configure the trainer; every other key is a model (or model component) setting, checked against the
+model's constructor when the model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffrec_cli.errors import DiffrecError
+from diffrec_cli.registry import coerce
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "diffrec"
+    dataset: str = "demo"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 400
+    epochs: int = 200
+    eval_every: int = 5
+    patience: int = 20  # epochs without a better validation metric before stopping
+    metric: str = "recall@20"
+    ks: tuple[int, ...] = (10, 20, 50, 100)
+    seed: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    reweighting: str = "none"
+    eval_batch_size: int = 0  # 0: chosen from the item count
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
+            (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
+            (self.eval_every > 0, f"eval_every must be positive, got {self.eval_every}"),
+            (self.patience > 0, f"patience must be positive, got {self.patience}"),
+            (self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
+            (len(self.ks) > 0 and min(self.ks) > 0, f"ks must be positive, got {list(self.ks)}"),
+            (self.eval_batch_size >= 0, "eval_batch_size must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DiffrecError(message)
+        name, _, k = self.metric.partition("@")
+        if name not in ("recall", "ndcg", "precision", "mrr", "hit") or not k.isdigit() or int(k) not in self.ks:
+            raise DiffrecError(f"metric must look like recall@20 with K among {list(self.ks)}, got {self.metric!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+
+TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DiffrecError(f"--set expects key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DiffrecError(f"config file {path} not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DiffrecError(f"config file {path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for table in ("train", "model"):
+        flat.update(raw.get(table, {}))
+    return flat
+
+
+@dataclass
+class Settings:
+    train: TrainConfig
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str, Any] | None = None,
+                     **overrides: Any) -> Settings:
+    """Merge file settings, ``--set`` pairs and explicit overrides (later wins) into trainer + model parts."""
+    merged: dict[str, Any] = {}
+    for source in (file_settings or {}, sets or {}, {k: v for k, v in overrides.items() if v is not None}):
+        merged.update(source)
+    train_kwargs: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    defaults = TrainConfig()
+    for key, value in merged.items():
+        if key in TRAIN_FIELDS:
+            try:
+                train_kwargs[key] = coerce(value, getattr(defaults, key))
+            except DiffrecError as exc:
+                raise DiffrecError(f"setting {key}: {exc}") from None
+            if key == "ks":
+                train_kwargs[key] = tuple(int(k) for k in train_kwargs[key])
+        else:
+            model[key] = value
+    return Settings(TrainConfig(**train_kwargs), model)

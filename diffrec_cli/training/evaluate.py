@@ -1,0 +1,104 @@
+"""Full-ranking evaluation: every item not already seen is ranked; top-K metrics, vectorised in torch.
+
+Metrics are averaged over the users who have at least one ground-truth item in the evaluated split.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from diffrec_cli.data.sparse import InteractionData, dense_rows
+
+DEFAULT_KS = (10, 20, 50, 100)
+METRICS = ("recall", "ndcg", "precision", "mrr", "hit")
+
+
+def eval_batch_size(n_items: int) -> int:
+    """Users per evaluation batch: big enough to keep the matrix units busy, bounded in memory."""
+    return int(max(64, min(4096, 2**25 // max(1, n_items))))
+
+
+class MetricAccumulator:
+    """Sums of per-user metrics over batches; ``result()`` gives the means over users with ground truth."""
+
+    def __init__(self, ks: Sequence[int] = DEFAULT_KS) -> None:
+        self.ks = tuple(sorted(ks))
+        self.sums = {f"{m}@{k}": 0.0 for m in METRICS for k in self.ks}
+        self.users = 0
+
+    def add(self, scores: torch.Tensor, truth: torch.Tensor) -> None:
+        """``scores`` (B, n) with seen items already at −inf; ``truth`` (B, n) boolean ground truth."""
+        n_true = truth.sum(dim=1)
+        has_truth = n_true > 0
+        if not bool(has_truth.any()):
+            return
+        scores, truth, n_true = scores[has_truth], truth[has_truth], n_true[has_truth].to(torch.float64)
+        k_max = min(max(self.ks), scores.shape[1])
+        top = torch.topk(scores, k_max, dim=1).indices
+        hits = truth.gather(1, top).to(torch.float64)  # (B, k_max): 1 where the ranked item is relevant
+        discount = 1.0 / torch.log2(torch.arange(2, k_max + 2, dtype=torch.float64, device=scores.device))
+        ideal_cum = torch.cumsum(discount, 0)
+        positions = torch.arange(1, k_max + 1, dtype=torch.float64, device=scores.device)
+        for k in self.ks:
+            kk = min(k, k_max)
+            h = hits[:, :kk]
+            n_hit = h.sum(dim=1)
+            dcg = (h * discount[:kk]).sum(dim=1)
+            idcg = ideal_cum[(n_true.clamp(max=kk) - 1).long()]
+            first = torch.where(h > 0, positions[:kk], torch.full_like(h, math.inf)).min(dim=1).values
+            self.sums[f"recall@{k}"] += float((n_hit / n_true).sum())
+            self.sums[f"precision@{k}"] += float((n_hit / k).sum())
+            self.sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
+            self.sums[f"mrr@{k}"] += float((1.0 / first).sum())
+            self.sums[f"hit@{k}"] += float((n_hit > 0).to(torch.float64).sum())
+        self.users += int(has_truth.sum())
+
+    def result(self) -> dict[str, float]:
+        out = {name: (total / self.users if self.users else 0.0) for name, total in self.sums.items()}
+        out["users"] = self.users
+        return out
+
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _input_matrix(data: InteractionData) -> sp.csr_matrix:
+    return data.train
+
+
+@torch.no_grad()
+def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] = ("valid", "test"),
+             ks: Sequence[int] = DEFAULT_KS, device: torch.device | str = "cpu", batch_size: int | None = None,
+             input_matrix: sp.csr_matrix | None = None) -> dict[str, dict[str, float]]:
+    """Score every user once from their training row, then rank for each requested split.
+
+    Validation masks training items; test masks training and validation items. Both come from the same
+    scores because a model's scores depend only on its input (the training interactions).
+    """
+    splits = tuple(splits)
+    inputs = input_matrix if input_matrix is not None else _input_matrix(data)
+    batch_size = batch_size or eval_batch_size(data.n_items)
+    acc = {s: MetricAccumulator(ks) for s in splits}
+    # Users without ground truth in any requested split need no scores at all.
+    needed = np.zeros(data.n_users, dtype=bool)
+    for s in splits:
+        needed |= np.diff(data.split(s).indptr) > 0
+    users = np.flatnonzero(needed)
+    for lo in range(0, len(users), batch_size):
+        rows = users[lo:lo + batch_size]
+        x = dense_rows(inputs, rows, device)
+        scores = score_fn(torch.from_numpy(rows).to(device), x).float()
+        seen = dense_rows(data.train, rows, device) != 0
+        for s in ("valid", "test"):
+            if s == "test" and "test" in splits:
+                # from here on validation items are "seen" too
+                seen |= dense_rows(data.valid, rows, device) != 0
+            if s in splits:
+                truth = dense_rows(data.split(s), rows, device) != 0
+                acc[s].add(scores.masked_fill(seen, -math.inf), truth)
+    return {s: acc[s].result() for s in splits}

@@ -1,0 +1,69 @@
+"""Training events: small dataclasses a reporter receives. The same stream drives rich output,
+the Textual live panel, plugin callbacks and silent tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    run_id: str | None
+    model: str
+    dataset: str
+    epochs: int
+    steps_per_epoch: int
+    parameters: int
+    device: str
+    precision: str
+    diffusion_steps: int | None
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    epoch: int
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    epoch: int
+    loss: float
+    seconds: float
+    step_losses: list[float | None] | None = None  # mean loss per diffusion step t (importance history)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    seconds: float
+    is_best: bool
+    best_epoch: int
+    best_value: float
+    metric: str
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    interrupted: bool
+    seconds: float
+    valid: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+
+
+TrainingEvent = TrainingStarted | StepFinished | EpochFinished | Evaluated | TrainingFinished
+
+
+class Reporter(Protocol):
+    def __call__(self, event: Any) -> None: ...
+
+
+def silent(event: Any) -> None:
+    """A reporter that ignores everything (tests, scripts)."""
