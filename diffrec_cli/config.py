@@ -33,6 +33,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"
     reweighting: str = "none"
+    callbacks: tuple[str, ...] = ()  # registered callback names that receive every training event
     eval_batch_size: int = 0  # 0: chosen from the item count
 
     def __post_init__(self) -> None:
@@ -109,6 +110,10 @@ def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str
                 raise DiffrecError(f"setting {key}: {exc}") from None
             if key == "ks":
                 train_kwargs[key] = tuple(int(k) for k in train_kwargs[key])
+            if key == "callbacks":
+                value = train_kwargs[key]
+                names = value.split(",") if isinstance(value, str) else value
+                train_kwargs[key] = tuple(str(n).strip() for n in names if str(n).strip())
         else:
             model[key] = value
     return Settings(TrainConfig(**train_kwargs), model)

@@ -39,7 +39,7 @@ class Registry:
         if name in table:
             other = table[name]
             raise NameConflictError(
-                f"{kind} {name!r} is registered by both plugin {other.plugin!r} and plugin {plugin!r}"
+                f"{kind.replace('_', ' ')} {name!r} is registered by both plugin {other.plugin!r} and plugin {plugin!r}"
             )
         table[name] = Entry(kind, name, cls, plugin, version)
 
@@ -53,11 +53,16 @@ class Registry:
         return sorted(self.entries[kind])
 
     def get(self, kind: str, name: str, *, wanted_plugin: str | None = None) -> Entry:
-        try:
-            return self.entries[kind][name]
-        except KeyError:
-            pass
         label = kind.replace("_", " ")
+        entry = self.entries[kind].get(name)
+        if entry is not None:
+            if wanted_plugin and entry.plugin != wanted_plugin:
+                # Same name, another provider (e.g. it won a name conflict): never swap classes silently.
+                raise PluginMissingError(
+                    f"{label} {name!r} comes from plugin {wanted_plugin!r}, but here plugin {entry.plugin!r} "
+                    f"provides it (restrict with DIFFREC_LOAD_PLUGINS)"
+                )
+            return entry
         if wanted_plugin and wanted_plugin not in self.plugins:
             raise PluginMissingError(
                 f"{label} {name!r} comes from plugin {wanted_plugin!r}, which is not installed or not loaded "

@@ -43,6 +43,10 @@ def import_split_folder(folder: str | Path, name: str) -> InteractionData:
     n_items = int(max(p[:, 1].max() for p in pairs.values())) + 1
     shape = (n_users, n_items)
     train = pairs["train"]
+    # A repeated (user, item) pair keeps its first occurrence only, so drop repeats before ranking:
+    # otherwise a dropped duplicate leaves a gap and later positions run past the user's history length.
+    _, first = np.unique(train[:, 0] * n_items + train[:, 1], return_index=True)
+    train = train[np.sort(first)]
     # Rows within a user are chronological; a stable sort by user keeps that order, so the rank within
     # each user's block is the interaction's chronological position.
     order = np.argsort(train[:, 0], kind="stable")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 
 from diffrec_cli import __version__
@@ -87,6 +86,8 @@ class DataHome:
         meta = {k: v for k, v in data.meta.items() if not k.startswith("_")}
         meta.update(name=data.name, format=1, library_version=__version__, fingerprint=data.fingerprint(),
                     counts=data.counts(), has_item_emb=data.item_emb is not None)
+        import polars as pl  # imported here so that training-only imports stay light
+
         with atomic_directory(target) as tmp:
             np.savez(tmp / "splits.npz", **arrays)
             pl.DataFrame({"raw_id": data.user_ids}).write_parquet(tmp / "users.parquet")
@@ -121,6 +122,8 @@ class DataHome:
             self.save(build_demo())
         meta = self.meta(name)
         folder = self.dataset_dir(name)
+        import polars as pl
+
         try:
             with np.load(folder / "splits.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

@@ -64,11 +64,10 @@ class DiffRec(Recommender):
         if not fused:
             return d.denoise(self.denoiser, x, self.noising_steps)
         start = d.noised_start(x, self.noising_steps)
-        order = torch.arange(d.steps - 1, -1, -1, device=x.device)
         if d.noiseless:
-            coef_x0 = torch.ones(d.steps, dtype=x.dtype, device=x.device)
-            coef_xt = torch.zeros_like(coef_x0)
+            coef_x0, coef_xt = [1.0] * d.steps, [0.0] * d.steps
         else:
-            coef_x0 = d.posterior_mean_coef_x0[order].to(x.dtype)
-            coef_xt = d.posterior_mean_coef_xt[order].to(x.dtype)
+            # coefficients for steps T−1..0, as Python floats so no per-step device ops are needed
+            coef_x0 = d.posterior_mean_coef_x0.flip(0).tolist()
+            coef_xt = d.posterior_mean_coef_xt.flip(0).tolist()
         return coef_x0[-1] * self.denoiser.fused_denoise(start, coef_x0, coef_xt)

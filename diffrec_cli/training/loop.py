@@ -198,13 +198,25 @@ class TrainOutcome:
     inputs: Any  # the (reweighted) training matrix the model reads
 
 
+def _fan_out(listeners: list[Reporter]) -> Reporter:
+    def report(event: Any) -> None:
+        for listener in listeners:
+            listener(event)
+
+    return report
+
+
 def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: Reporter = silent,
           should_stop: Callable[[], bool] = lambda: False) -> TrainOutcome:
     """Everything ``diffrec train`` does, callable from Python."""
     config = settings.train
     data = home.load(config.dataset)
-    model, spec = build_model(registry, config.model, dict(settings.model), n_users=data.n_users, n_items=data.n_items)
-    reweighting, reweighting_spec = build_component(registry, "reweighting", config.reweighting, {}, set())
+    # The reweighting takes its own keys (e.g. w_min) from the settings; the model gets the rest.
+    used: set[str] = set()
+    reweighting, reweighting_spec = build_component(registry, "reweighting", config.reweighting, settings.model, used)
+    model_settings = {k: v for k, v in settings.model.items() if k not in used}
+    model, spec = build_model(registry, config.model, model_settings, n_users=data.n_users, n_items=data.n_items)
+    callbacks = [build_component(registry, "callback", name, {}, set())[0] for name in config.callbacks]
     pick_device(config.device)  # fail before creating a run directory
     run_config = {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
                   "model_spec": spec, "reweighting": reweighting_spec, "parameters": model.parameter_count(),
@@ -214,6 +226,8 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
             "dataset": {"name": data.name, "fingerprint": data.fingerprint(), "n_users": data.n_users,
                         "n_items": data.n_items, "item_ids": f"datasets/{data.name}/items.parquet"},
             "parameters": model.parameter_count(), "run_id": run.id}
+    if callbacks:
+        reporter = _fan_out([reporter, *callbacks])
     try:
         result = fit(model, data, config, reporter=reporter, run=run, checkpoint_meta=meta,
                      reweighting=reweighting, should_stop=should_stop)
