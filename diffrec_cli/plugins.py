@@ -35,8 +35,6 @@ class PluginSet:
     registry: Registry
     manager: pluggy.PluginManager
     problems: list[str] = field(default_factory=list)
-    # plugin name -> {"version":..., "registers": {kind: [names]}}
-    origins: dict[str, str] = field(default_factory=dict)
 
     def register_plugin(self, module: Any, name: str, version: str) -> None:
         """Register one plugin object (module or instance) and run its hooks, isolating its failures."""
@@ -97,7 +95,10 @@ def load_plugins(*, entry_points: bool = True) -> PluginSet:
     plugins = PluginSet(Registry(), manager)
     if entry_points:
         allowed = _allowed_plugins()
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        for missing in sorted((allowed or set()) - {ep.name for ep in installed} - {BUILTIN_PLUGIN}):
+            plugins.problems.append(f"warning: DIFFREC_LOAD_PLUGINS names {missing!r}, which is not installed")
+        for ep in installed:
             if allowed is not None and ep.name not in allowed:
                 continue
             if ep.name == BUILTIN_PLUGIN:

@@ -40,7 +40,7 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def registry():
-    """Load plugins on first use (never at import time) and show their problems once."""
+    """The component registry; plugins load on first use, never at import time."""
     from diffrec_cli.plugins import get_plugins
 
     plugins = get_plugins()

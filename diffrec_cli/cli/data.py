@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from diffrec_cli.cli.common import HomeOption, console, handles_errors
-from diffrec_cli.data.store import DEMO_NAME, DataHome, check_name
 
 app = typer.Typer(help="Prepare and inspect datasets in the data home.", no_args_is_help=True)
 
@@ -24,6 +23,7 @@ def import_split(
 ) -> None:
     """Import the DiffRec authors' split format (rows of [user, item] with dense ids)."""
     from diffrec_cli.data.ingest import import_split_folder
+    from diffrec_cli.data.store import DataHome, check_name
 
     store = DataHome(home)
     check_name(name)
@@ -42,6 +42,7 @@ def import_split(
 def demo(force: bool = typer.Option(False, "--force", help="Rebuild it if present."), home: HomeOption = None) -> None:
     """Build the bundled synthetic demo dataset (deterministic; also built on first use)."""
     from diffrec_cli.data.demo import build_demo
+    from diffrec_cli.data.store import DEMO_NAME, DataHome
 
     store = DataHome(home)
     if store.exists(DEMO_NAME) and not force:
@@ -55,6 +56,8 @@ def demo(force: bool = typer.Option(False, "--force", help="Rebuild it if presen
 @handles_errors
 def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "--json")) -> None:
     """List prepared datasets."""
+    from diffrec_cli.data.store import DataHome
+
     store = DataHome(home)
     metas = [store.meta(n) for n in store.names()]
     if as_json:
@@ -76,6 +79,8 @@ def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "
 def info(name: str = typer.Argument(..., help="Dataset name."), home: HomeOption = None,
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Users, items, interactions per split and density of one dataset."""
+    from diffrec_cli.data.store import DataHome
+
     meta = DataHome(home).meta(name)
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
@@ -87,6 +92,8 @@ def info(name: str = typer.Argument(..., help="Dataset name."), home: HomeOption
 @handles_errors
 def remove(name: str = typer.Argument(...), home: HomeOption = None) -> None:
     """Delete a prepared dataset from the data home."""
+    from diffrec_cli.data.store import DataHome
+
     DataHome(home).remove(name)
     console.print(f"removed dataset {name!r}")
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import polars as pl
 import typer
 from rich.table import Table
 
 from diffrec_cli.cli.common import HomeOption, console, handles_errors
 from diffrec_cli.errors import DiffrecError
 
+if TYPE_CHECKING:
+    import polars as pl
 
-def recommendations_table(frame: pl.DataFrame, title: str = "recommendations") -> Table:
+
+def recommendations_table(frame: "pl.DataFrame", title: str = "recommendations") -> Table:
     table = Table("user", "top items (best first)", title=title)
     for user, group in frame.group_by("user", maintain_order=True):
         table.add_row(str(user[0]), ", ".join(group["item"].to_list()))
@@ -84,6 +86,8 @@ def recommend_command(
 
 
 def _read_users(path: Path) -> list[str]:
+    import polars as pl
+
     if not path.is_file():
         raise DiffrecError(f"users file {path} not found")
     try:
