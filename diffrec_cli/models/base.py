@@ -8,10 +8,14 @@ arguments that are its configuration. Component-valued arguments (a noise schedu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
+
+from diffrec_cli.data.sparse import dense_rows
 
 
 @dataclass
@@ -36,8 +40,36 @@ class Recommender(nn.Module):
         self.n_items = n_items
         self.config: dict[str, Any] = {}
 
+    # Closed-form models (EASE, ItemKNN, ...) set this and implement ``fit_closed_form``; the trainer then
+    # fits once and evaluates once instead of running epochs.
+    closed_form: ClassVar[bool] = False
+
     def loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
+
+    def fit_closed_form(self, train: sp.csr_matrix) -> None:
+        raise NotImplementedError
+
+    def make_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """AdamW over every parameter; models with parameter groups (e.g. per-part learning rates) override."""
+        return torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each training epoch (1-based): schedules such as KL annealing hook in here."""
+
+    def steps_per_epoch(self, train: sp.csr_matrix, batch_size: int) -> int:
+        users = int((np.diff(train.indptr) > 0).sum())
+        return max(1, -(-users // batch_size))
+
+    def batches(self, train: sp.csr_matrix, batch_size: int, generator: torch.Generator,
+                device: torch.device) -> Iterator[Batch]:
+        """One epoch of training batches: users with training interactions, shuffled, rows densified on
+        ``device`` one batch at a time. Pairwise models may override to batch interactions instead."""
+        users = np.flatnonzero(np.diff(train.indptr) > 0)
+        order = users[torch.randperm(len(users), generator=generator).numpy()]
+        for lo in range(0, len(order), batch_size):
+            rows = order[lo:lo + batch_size]
+            yield Batch(torch.from_numpy(rows).to(device), dense_rows(train, rows, device))
 
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Scores for every item, (B, n_items), from the users' input rows ``x``; higher ranks first."""

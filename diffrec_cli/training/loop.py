@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from diffrec_cli.config import Settings, TrainConfig
-from diffrec_cli.data.sparse import InteractionData, dense_rows
+from diffrec_cli.data.sparse import InteractionData
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.models.base import Batch
 from diffrec_cli.models.build import build_component, build_model
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import Run
@@ -99,9 +98,9 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
     model.to(device)
     autocast = autocast_for(device, config.precision)
     matrix = training_matrix(data, reweighting)
-    users = np.flatnonzero(np.diff(matrix.indptr) > 0)
-    steps_per_epoch = max(1, -(-len(users) // config.batch_size))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    closed_form = bool(getattr(model, "closed_form", False))
+    steps_per_epoch = 0 if closed_form else model.steps_per_epoch(matrix, config.batch_size)
+    optimizer = None if closed_form else model.make_optimizer(config.lr, config.weight_decay)
     shuffler = torch.Generator().manual_seed(config.seed)
     diffusion = getattr(model, "diffusion", None)
     reporter(TrainingStarted(run.id if run else None, config.model, data.name, config.epochs, steps_per_epoch,
@@ -120,15 +119,16 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
     started = time.perf_counter()
     epoch = 0
     try:
-        for epoch in range(1, config.epochs + 1):
+        # Closed-form models fit once; their single "epoch" is that fit, then one evaluation.
+        for epoch in range(1, (1 if closed_form else config.epochs) + 1):
             # ---- step ----
             model.train()
+            model.on_epoch_start(epoch)
             tick = time.perf_counter()
-            order = users[torch.randperm(len(users), generator=shuffler).numpy()]
-            total = 0.0
-            for step in range(steps_per_epoch):
-                rows = order[step * config.batch_size:(step + 1) * config.batch_size]
-                batch = Batch(torch.from_numpy(rows).to(device), dense_rows(matrix, rows, device))
+            total, steps = 0.0, 0
+            if closed_form:
+                model.fit_closed_form(matrix)
+            for step, batch in enumerate(() if closed_form else model.batches(matrix, config.batch_size, shuffler, device)):
                 with autocast():
                     loss = model.loss(batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -136,15 +136,16 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
                 optimizer.step()
                 value = float(loss.detach())
                 total += value
+                steps += 1
                 step_loss_log.append(value)
                 reporter(StepFinished(epoch, step + 1, value))
                 if should_stop():
                     raise KeyboardInterrupt
             epoch_s = time.perf_counter() - tick
             result.epoch_seconds.append(epoch_s)
-            reporter(EpochFinished(epoch, total / steps_per_epoch, epoch_s, model.step_losses()))
+            reporter(EpochFinished(epoch, total / max(1, steps), epoch_s, model.step_losses()))
             # ---- evaluate ----
-            if epoch % config.eval_every == 0 or epoch == config.epochs:
+            if epoch % config.eval_every == 0 or epoch == config.epochs or closed_form:
                 model.eval()
                 tick = time.perf_counter()
                 metrics = evaluate(score, data, ks=config.ks, device=device, input_matrix=matrix,
@@ -163,7 +164,7 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
                                                                     "metrics": {"valid": best_valid, "test": best_test}})
                 # ---- report ----
                 record = {"epoch": epoch, "valid": metrics["valid"], "test": metrics["test"], "seconds": eval_s,
-                          "loss": total / steps_per_epoch}
+                          "loss": total / max(1, steps)}
                 result.history.append(record)
                 if run is not None:
                     run.add_evaluation(record)
