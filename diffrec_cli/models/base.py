@@ -26,6 +26,16 @@ class Batch:
     x: torch.Tensor  # (B, n_items)
 
 
+def adamw(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+    """AdamW with the fused kernel where this torch build has one: on a CPU the default per-tensor loop
+    costs several times more per step than the fused update, a noticeable share of a DiffRec epoch."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, **kwargs)
+
+
 class Recommender(nn.Module):
     """Base class: subclasses implement ``loss`` (training) and ``scores`` (full ranking)."""
 
@@ -52,7 +62,7 @@ class Recommender(nn.Module):
 
     def make_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """AdamW over every parameter; models with parameter groups (e.g. per-part learning rates) override."""
-        return torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
+        return adamw(self.parameters(), lr=lr, weight_decay=weight_decay)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before each training epoch (1-based): schedules such as KL annealing hook in here."""

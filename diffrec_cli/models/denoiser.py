@@ -58,7 +58,7 @@ class MLPDenoiser(nn.Module):
         if not self.training or self.dropout == 0.0:
             return x
         keep = torch.rand_like(x) >= self.dropout
-        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.dropout)))
+        return torch.where(keep, x * (1.0 / (1.0 - self.dropout)), torch.zeros((), dtype=x.dtype, device=x.device))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
