@@ -19,8 +19,9 @@ METRICS = ("recall", "ndcg", "precision", "mrr", "hit")
 
 
 def eval_batch_size(n_items: int) -> int:
-    """Users per evaluation batch: big enough to keep the matrix units busy, bounded in memory."""
-    return int(max(64, min(4096, 2**25 // max(1, n_items))))
+    """Users per evaluation batch: big enough to keep the matrix units busy, small enough that the
+    handful of (batch × n_items) temporaries of one batch stay under about 100 MB."""
+    return int(max(64, min(1024, 2**21 // max(1, n_items))))
 
 
 class MetricAccumulator:
