@@ -64,11 +64,11 @@ def test_data_import_list_info(home, tmp_path):
     assert home.names() == ["mini"]
 
     listing = json.loads(run_cli(["data", "list", "--json"]).stdout)
-    assert listing == [{"name": "mini", "users": 7, "items": 9, "train": 28, "valid": 7, "test": 7,
+    assert listing == [{"name": "mini", "kind": "dataset", "protocol": "split-folder", "users": 7, "items": 9, "train": 28, "valid": 7, "test": 7,
                         "interactions": 42, "density": pytest.approx(42 / 63)}]
     table = plain(run_cli(["data", "list"]).stdout)
     row = next(line for line in table.splitlines() if "mini" in line)
-    assert [c.strip() for c in row.split("│")[1:-1]] == ["mini", "7", "9", "28", "7", "7", "66.6667%"]
+    assert [c.strip() for c in row.split("│")[1:-1]] == ["mini", "7", "9", "28", "7", "7", "66.6667%", "split-folder"]
 
     info = json.loads(run_cli(["data", "info", "mini", "--json"]).stdout)
     assert info["counts"]["train"] == 28 and info["counts"]["users"] == 7

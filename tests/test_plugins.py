@@ -193,7 +193,10 @@ def test_load_plugins_restricts(value, expected, broken_site, monkeypatch):
     assert loaded >= set(expected) if value is None else loaded == set(expected)
     assert (BROKEN_WARNING in plugins.problems) == (value is None)
     assert ("cosine" in plugins.registry.names("noise_schedule")) == ("example" in expected)
-    assert plugins.registry.names("model") == ["diffrec"]  # the built-ins always load
+    # the built-ins always load; other plugins' models only when allowed
+    builtin_models = {n for n, e in plugins.registry.entries["model"].items() if e.plugin == "diffrec"}
+    assert "diffrec" in builtin_models
+    assert {e.plugin for e in plugins.registry.entries["model"].values()} <= {"diffrec", *loaded}
 
 
 # ----- lazy loading ------------------------------------------------------------------------------------

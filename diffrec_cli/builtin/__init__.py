@@ -6,8 +6,13 @@ from diffrec_cli.hookspecs import hookimpl
 @hookimpl
 def register_models(register):
     from diffrec_cli.models.diffrec import DiffRec
+    from diffrec_cli.models.ldiffrec import LDiffRec
+    from diffrec_cli.models.temporal import LTDiffRec, TDiffRec
 
     register(DiffRec, name="diffrec")
+    register(TDiffRec, name="tdiffrec")
+    register(LDiffRec, name="ldiffrec")
+    register(LTDiffRec, name="ltdiffrec")
 
 
 @hookimpl
@@ -20,6 +25,7 @@ def register_noise_schedules(register):
 
 @hookimpl
 def register_reweightings(register):
-    from diffrec_cli.data.reweighting import NoReweighting
+    from diffrec_cli.data.reweighting import NoReweighting, TimeLinearReweighting
 
     register(NoReweighting, name="none")
+    register(TimeLinearReweighting, name="time-linear")

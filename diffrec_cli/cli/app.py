@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from diffrec_cli import __version__
-from diffrec_cli.cli import data, plugins_cmd, serve, train
+from diffrec_cli.cli import dashboard, data, plugins_cmd, serve, train
+from diffrec_cli.cli import embeddings, tune
 
 app = typer.Typer(
     name="diffrec",
@@ -19,6 +20,9 @@ app.command("train")(train.train_command)
 app.command("eval")(serve.eval_command)
 app.command("recommend")(serve.recommend_command)
 app.command("plugins")(plugins_cmd.plugins_command)
+app.command("tune")(tune.tune_command)
+app.command("export-embeddings")(embeddings.export_embeddings_command)
+app.command("dashboard")(dashboard.dashboard_command)
 
 
 def _version(value: bool) -> None:

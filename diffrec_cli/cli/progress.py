@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
+from diffrec_cli.tui.charts import StepBars, short_number, sparkline
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -51,14 +52,23 @@ class RichReporter:
         self.epoch_task = None
         self.step_task = None
         self.step_losses: list[float | None] | None = None
+        self.losses: list[float] = []  # loss per optimizer step, for the sparkline
         self.last_eval: Evaluated | None = None
         self.live: Live | None = None
         self.last_plain = 0.0
 
     def _panel(self) -> Group:
         parts: list[Any] = [self.progress]
+        if self.losses:
+            line = Text("loss per step ", style="dim")
+            line.append(sparkline(self.losses, max(10, self.console.width - 30)), style="green")
+            line.append(f" last {short_number(self.losses[-1])}", style="dim")
+            parts.append(line)
         if self.step_losses:
-            parts.append(step_loss_table(self.step_losses))
+            filled = sum(v is not None for v in self.step_losses)
+            parts.append(Text(f"mean loss per diffusion step t (importance-sampling history, "
+                              f"{filled}/{len(self.step_losses)} steps filled)", style="dim"))
+            parts.append(StepBars(self.step_losses, height=4))
         if self.last_eval is not None:
             e = self.last_eval
             parts.append(Text(f"epoch {e.epoch}: valid {e.metric} {e.valid[e.metric]:.4f}   "
@@ -70,12 +80,16 @@ class RichReporter:
             self.console.print(f"training [bold]{event.model}[/] on [bold]{event.dataset}[/]: "
                                f"{event.parameters:,} parameters, device {event.device}, precision {event.precision}"
                                + (f", run {event.run_id}" if event.run_id else ""))
+            for line in getattr(event, "details", ()):
+                self.console.print(line, highlight=False)
             self.epoch_task = self.progress.add_task("epochs", total=event.epochs, info="")
             self.step_task = self.progress.add_task("steps ", total=event.steps_per_epoch, info="")
             if self.live_enabled:
-                self.live = Live(self._panel(), console=self.console, refresh_per_second=8, transient=False)
+                self.live = Live(console=self.console, refresh_per_second=8, transient=False,
+                                 get_renderable=self._panel)  # redrawn from the current state on each refresh
                 self.live.start()
         elif isinstance(event, StepFinished):
+            self.losses.append(event.loss)
             if event.step == 1:
                 self.progress.reset(self.step_task)
             self.progress.update(self.step_task, completed=event.step, info=f"loss {event.loss:.4g}")

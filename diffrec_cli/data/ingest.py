@@ -1,10 +1,20 @@
-"""Importers that turn files on disk into an :class:`InteractionData`."""
+"""Importers: interaction logs (CSV/TSV/Parquet, MovieLens, RecBole) read with polars into a
+:class:`RawLog`, and the authors' split folders read straight into an :class:`InteractionData`.
+
+A raw log keeps every interaction of the file (exact duplicate rows dropped and counted) with dense
+user and item ids ``0..n−1`` and the maps back to the file's own ids; recipes (``recipes.py``) turn
+it into train/valid/test.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+import polars as pl
 
 from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
 from diffrec_cli.errors import DiffrecError
@@ -75,3 +85,391 @@ def import_split_folder(folder: str | Path, name: str) -> InteractionData:
             "duplicates_dropped": dropped}
     return InteractionData(name=name, **splits, user_ids=np.arange(n_users), item_ids=np.arange(n_items),
                            train_order=train_order, item_emb=item_emb, meta=meta)
+
+
+# ===== interaction logs ==========================================================================
+ROLES = ("user", "item", "rating", "time")
+
+# Column names recognised without --user/--item/--rating/--time (compared lower-case, without a RecBole
+# ":type" suffix, spaces and dashes read as underscores).
+COLUMN_GUESSES: dict[str, tuple[str, ...]] = {
+    "user": ("user", "user_id", "userid", "uid", "user_name", "username", "customer_id", "customerid",
+             "reviewerid", "reviewer_id", "visitorid", "visitor_id", "member_id", "client_id", "session_id"),
+    "item": ("item", "item_id", "itemid", "iid", "movie_id", "movieid", "product_id", "productid", "asin",
+             "business_id", "book_id", "bookid", "isbn", "track_id", "song_id", "article_id", "artist_id",
+             "anime_id", "recipe_id", "venue_id", "poi_id"),
+    "rating": ("rating", "ratings", "score", "stars", "overall", "rate", "preference", "review_score",
+               "book_rating"),
+    "time": ("time", "timestamp", "ts", "datetime", "date", "unixreviewtime", "unix_time", "unix_timestamp",
+             "event_time", "created_at", "time_stamp", "utc", "review_time", "date_time"),
+}
+_INTEGER_ID = r"^(?:0|-?[1-9][0-9]{0,17})$"  # canonical integers only: "007" stays a string id
+
+
+def column_key(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.split(":", 1)[0].strip().lower())
+
+
+@dataclass
+class RawLog:
+    """An imported interaction log, before any protocol.
+
+    ``frame`` columns: ``user``, ``item`` (Int32 dense ids), ``rating`` (Float32, all null without a rating
+    column), ``time`` (Int64 unix seconds, all null without a time column) and ``row`` (the 0-based row of
+    the file, used to order interactions with equal timestamps). ``user_ids[u]`` / ``item_ids[i]`` are the
+    file's own ids (a polars Series, so integer ids stay integers and string ids stay strings).
+    """
+
+    frame: pl.DataFrame
+    user_ids: pl.Series
+    item_ids: pl.Series
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_rating(self) -> bool:
+        return bool(self.meta.get("has_rating"))
+
+    @property
+    def has_time(self) -> bool:
+        return bool(self.meta.get("has_time"))
+
+    @property
+    def label(self) -> str:
+        return str(self.meta.get("source", {}).get("path") or self.meta.get("name") or "the log")
+
+
+@dataclass(frozen=True)
+class Table:
+    """What a format reader hands over: the file's columns (lazy) and how to name a row in messages."""
+
+    frame: pl.LazyFrame
+    columns: list[str]
+    header_lines: int | None  # lines before the first data row in a text file; None: say "row N"
+    fixed: dict[str, str] | None = None  # a headerless format's own column roles
+
+
+class DelimitedFormat:
+    """Text with a header row and one separator (CSV, TSV)."""
+
+    produces = "log"
+
+    def __init__(self, name: str, separator: str, suffixes: tuple[str, ...], description: str) -> None:
+        self.name, self.separator, self.suffixes, self.description = name, separator, suffixes, description
+        self.filenames: tuple[str, ...] = ()
+
+    def table(self, path: Path, separator: str | None = None) -> Table:
+        sep = separator or self.separator
+        frame = pl.scan_csv(path, separator=sep, infer_schema=False, has_header=True)
+        columns = _schema_names(frame, path, self.name)
+        if len(columns) == 1:
+            guess = next((s for s in ("\t", ",", ";", "|", "::") if s != sep and s in columns[0]), None)
+            if guess is not None:
+                raise DiffrecError(f"{path}: found a single column {columns[0]!r}; the file looks separated by "
+                                   f"{guess!r}, not {sep!r} (use --separator or --format)")
+        return Table(frame, columns, header_lines=1)
+
+
+class ParquetFormat:
+    name, suffixes, filenames, produces = "parquet", (".parquet", ".pq"), (), "log"
+    description = "Apache Parquet with named columns"
+
+    def table(self, path: Path, separator: str | None = None) -> Table:
+        frame = pl.scan_parquet(path)
+        return Table(frame, _schema_names(frame, path, self.name), header_lines=None)
+
+
+class MovieLensFormat:
+    """Headerless MovieLens files: ``ratings.dat`` (``::``) and ``u.data`` (tab)."""
+
+    produces = "log"
+
+    def __init__(self, name: str, separator: str, suffixes: tuple[str, ...], filenames: tuple[str, ...],
+                 description: str) -> None:
+        self.name, self.separator, self.suffixes, self.filenames = name, separator, suffixes, filenames
+        self.description = description
+
+    def table(self, path: Path, separator: str | None = None) -> Table:
+        double = self.separator == "::"
+        # polars splits on single bytes: read "a::b" as "a", "", "b" and keep every second field. Read every
+        # field (no projection), so that a line with extra fields is an error rather than silently cut.
+        try:
+            frame = pl.read_csv(path, separator=":" if double else self.separator, has_header=False,
+                                infer_schema=False)
+        except pl.exceptions.NoDataError:
+            raise DiffrecError(f"{path} is empty") from None
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise DiffrecError(f"{path} is not a {self.description} file: {_first_line(exc)}") from None
+        columns = frame.columns
+        gaps = columns[1::2] if double else []
+        if len(columns) != (7 if double else 4) or any(frame[c].null_count() != frame.height for c in gaps):
+            raise DiffrecError(f"{path} is not a {self.description} file: each line must hold 4 fields (user, "
+                               f"item, rating, timestamp) separated by {self.separator!r}")
+        if double:
+            columns = columns[0::2]
+        frame = frame.select([pl.col(c).alias(role) for role, c in zip(ROLES, columns)])
+        return Table(frame.lazy(), list(ROLES), header_lines=0, fixed={role: role for role in ROLES})
+
+
+class RecBoleFormat:
+    """RecBole atomic ``.inter`` files: tab-separated, header fields ``name:type``."""
+
+    name, suffixes, filenames, produces = "recbole", (".inter",), (), "log"
+    description = "RecBole atomic .inter (tab-separated, header 'name:type')"
+    types = ("token", "token_seq", "float", "float_seq")
+
+    def table(self, path: Path, separator: str | None = None) -> Table:
+        frame = pl.scan_csv(path, separator="\t", infer_schema=False, has_header=True, quote_char=None)
+        columns = _schema_names(frame, path, self.name)
+        for col in columns:
+            kind = col.rpartition(":")[2] if ":" in col else None
+            if kind not in self.types:
+                raise DiffrecError(f"{path} is not a RecBole .inter file: header field {col!r} is not "
+                                   f"'name:type' with type one of {', '.join(self.types)}")
+        return Table(frame, columns, header_lines=1)
+
+
+class SplitFolderFormat:
+    """The authors' split folder: already split, so it becomes a prepared dataset, not a raw log."""
+
+    name, suffixes, filenames, produces = "split-folder", (), (), "dataset"
+    description = "the DiffRec authors' split folder (train_list.npy, valid_list.npy, test_list.npy)"
+
+
+FORMATS: dict[str, Any] = {f.name: f for f in (
+    DelimitedFormat("csv", ",", (".csv",), "comma-separated values with a header row"),
+    DelimitedFormat("tsv", "\t", (".tsv", ".tab"), "tab-separated values with a header row"),
+    ParquetFormat(),
+    MovieLensFormat("ml-1m", "::", (".dat",), ("ratings.dat",),
+                    "MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp)"),
+    MovieLensFormat("ml-100k", "\t", (), ("u.data",),
+                    "MovieLens u.data (user, item, rating, timestamp; tab-separated)"),
+    RecBoleFormat(),
+    SplitFolderFormat(),
+)}
+
+
+def detect_format(path: Path, name: str | None = None):
+    """The format named by ``--format``, else the one the file name suggests."""
+    if name is not None:
+        try:
+            return FORMATS[name]
+        except KeyError:
+            raise DiffrecError(f"unknown format {name!r} (choose from {', '.join(FORMATS)})") from None
+    if path.is_dir():
+        return FORMATS["split-folder"]
+    lower = path.name.lower()
+    for fmt in FORMATS.values():
+        if lower in fmt.filenames:
+            return fmt
+    for fmt in FORMATS.values():
+        if any(lower.endswith(s) for s in fmt.suffixes):
+            return fmt
+    raise DiffrecError(f"cannot tell the format of {path} from its name; pass --format "
+                       f"({', '.join(FORMATS)})")
+
+
+def read_log(path: str | Path, fmt: str | None = None, *, user: str | None = None, item: str | None = None,
+             rating: str | None = None, time: str | None = None, separator: str | None = None) -> RawLog:
+    """Read an interaction log with polars. Column names given here win over the guessed ones."""
+    path = Path(path)
+    if not path.exists():
+        raise DiffrecError(f"{path}: no such file")
+    reader = detect_format(path, fmt)
+    if reader.produces != "log":
+        raise DiffrecError(f"{path}: format {reader.name!r} is a prepared split, not a log "
+                           f"(use 'diffrec data import' or 'import-split')")
+    if not path.is_file():
+        raise DiffrecError(f"{path} is not a file")
+    if path.stat().st_size == 0:
+        raise DiffrecError(f"{path} is empty")
+    table = reader.table(path, separator)
+    mapping = _pick_columns(table, {"user": user, "item": item, "rating": rating, "time": time}, path)
+    used = [c for c in mapping.values() if c is not None]
+    raw = _collect(table.frame.select(used), path, reader.name)
+
+    def where(row: int) -> str:
+        return f"row {row + 1}" if table.header_lines is None else f"line {row + 1 + table.header_lines}"
+
+    source = {"path": str(path.resolve()), "format": reader.name,
+              "columns": {role: col for role, col in mapping.items() if col is not None}}
+    return _build_log(raw, mapping, where=where, label=str(path), source=source)
+
+
+def log_from_frame(frame: pl.DataFrame, *, user: str = "user", item: str = "item", rating: str | None = "rating",
+                   time: str | None = "time", source: dict[str, Any] | None = None) -> RawLog:
+    """A raw log from an in-memory frame (the generator, tests, notebooks)."""
+    mapping = {"user": user, "item": item,
+               "rating": rating if rating in frame.columns else None,
+               "time": time if time in frame.columns else None}
+    for role in ("user", "item"):
+        if mapping[role] not in frame.columns:
+            raise DiffrecError(f"no {role} column {mapping[role]!r} (columns: {', '.join(frame.columns)})")
+    return _build_log(frame.select([c for c in mapping.values() if c is not None]), mapping,
+                      where=lambda r: f"row {r + 1}", label="the log", source=source or {"format": "frame"})
+
+
+def _schema_names(frame: pl.LazyFrame, path: Path, fmt: str) -> list[str]:
+    try:
+        return frame.collect_schema().names()
+    except pl.exceptions.NoDataError:
+        raise DiffrecError(f"{path} is empty") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DiffrecError(f"{path} is not a valid {fmt} file: {_first_line(exc)}") from None
+
+
+def _collect(frame: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
+    try:
+        return frame.collect()
+    except pl.exceptions.NoDataError:
+        raise DiffrecError(f"{path} is empty") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DiffrecError(f"{path} is not a valid {fmt} file: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _pick_columns(table: Table, requested: dict[str, str | None], path: Path) -> dict[str, str | None]:
+    columns = table.columns
+    by_key: dict[str, str] = {}
+    for col in columns:
+        by_key.setdefault(column_key(col), col)
+    shown = ", ".join(repr(c) for c in columns)
+    mapping: dict[str, str | None] = {}
+    for role in ROLES:
+        want = requested.get(role)
+        if want is not None:
+            if want in columns:
+                mapping[role] = want
+            elif column_key(want) in by_key:
+                mapping[role] = by_key[column_key(want)]
+            else:
+                raise DiffrecError(f"{path}: no column {want!r} for --{role} (columns: {shown})")
+        elif table.fixed is not None:
+            mapping[role] = table.fixed[role]
+        else:
+            mapping[role] = next((by_key[g] for g in COLUMN_GUESSES[role] if g in by_key), None)
+    for role in ("user", "item"):
+        if mapping[role] is None:
+            raise DiffrecError(f"{path}: no {role} column found (columns: {shown}); name it with --{role}")
+    chosen = [c for c in mapping.values() if c is not None]
+    if len(set(chosen)) != len(chosen):
+        raise DiffrecError(f"{path}: one column serves two roles ({mapping}); name the columns explicitly")
+    return mapping
+
+
+def _first_true(mask: pl.Series) -> int:
+    return int(mask.arg_max())
+
+
+def _ids(series: pl.Series, role: str, column: str, where: Callable[[int], str], label: str) -> pl.Series:
+    if series.null_count():
+        row = _first_true(series.is_null())
+        raise DiffrecError(f"{label}: {where(row)}: missing {role} id in column {column!r}")
+    if series.dtype == pl.String:
+        if series.str.contains(_INTEGER_ID).all():
+            return series.cast(pl.Int64)
+        return series
+    if series.dtype.is_integer():
+        return series.cast(pl.Int64)
+    if series.dtype.is_float() and (series == series.floor()).all():
+        return series.cast(pl.Int64)
+    if series.dtype.is_numeric():
+        return series
+    return series.cast(pl.String)
+
+
+def _ratings(series: pl.Series, column: str, where: Callable[[int], str], label: str) -> pl.Series:
+    values = series.cast(pl.Float64, strict=False) if series.dtype == pl.String or series.dtype == pl.Boolean \
+        else _cast_numeric(series, column, "rating", label)
+    bad = values.is_null() | values.is_nan() | values.is_infinite()
+    if bad.any():
+        row = _first_true(bad)
+        if series[row] is None:
+            raise DiffrecError(f"{label}: {where(row)}: missing rating in column {column!r}")
+        raise DiffrecError(f"{label}: {where(row)}: rating {series[row]!r} in column {column!r} is not a number")
+    return values.cast(pl.Float32)
+
+
+def _cast_numeric(series: pl.Series, column: str, role: str, label: str) -> pl.Series:
+    if not series.dtype.is_numeric():
+        raise DiffrecError(f"{label}: column {column!r} ({role}) has type {series.dtype}, not a number")
+    return series.cast(pl.Float64)
+
+
+def _times(series: pl.Series, column: str, where: Callable[[int], str], label: str) -> pl.Series:
+    if series.null_count():
+        row = _first_true(series.is_null())
+        raise DiffrecError(f"{label}: {where(row)}: missing timestamp in column {column!r}")
+    if series.dtype == pl.Date:
+        series = series.cast(pl.Datetime("us"))
+    if isinstance(series.dtype, pl.Datetime):
+        return series.dt.epoch("s").cast(pl.Int64)
+    if series.dtype == pl.String:
+        numbers = series.cast(pl.Float64, strict=False)
+        if numbers.null_count() == 0:
+            series = numbers
+        else:
+            try:
+                dates = series.str.to_datetime(strict=False)
+            except pl.exceptions.PolarsError:  # no date format fits the first values
+                dates = pl.repeat(None, len(series), dtype=pl.Datetime("us"), eager=True)
+            if dates.null_count() == 0:
+                return dates.dt.epoch("s").cast(pl.Int64)
+            row = _first_true(numbers.is_null() & dates.is_null())
+            raise DiffrecError(f"{label}: {where(row)}: timestamp {series[row]!r} in column {column!r} is "
+                               f"neither a number nor a date")
+    series = _cast_numeric(series, column, "timestamp", label)
+    bad = series.is_nan() | series.is_infinite()
+    if bad.any():
+        row = _first_true(bad)
+        raise DiffrecError(f"{label}: {where(row)}: timestamp {series[row]!r} in column {column!r} is not finite")
+    return series.floor().cast(pl.Int64)
+
+
+def _build_log(raw: pl.DataFrame, mapping: dict[str, str | None], *, where: Callable[[int], str], label: str,
+               source: dict[str, Any]) -> RawLog:
+    if raw.height == 0:
+        raise DiffrecError(f"{label} has no rows")
+    n = raw.height
+    cols = {
+        "user": _ids(raw[mapping["user"]], "user", mapping["user"], where, label),
+        "item": _ids(raw[mapping["item"]], "item", mapping["item"], where, label),
+        "rating": (_ratings(raw[mapping["rating"]], mapping["rating"], where, label) if mapping["rating"]
+                   else pl.repeat(None, n, dtype=pl.Float32, eager=True)),
+        "time": (_times(raw[mapping["time"]], mapping["time"], where, label) if mapping["time"]
+                 else pl.repeat(None, n, dtype=pl.Int64, eager=True)),
+    }
+    del raw
+    frame = pl.DataFrame([s.alias(k) for k, s in cols.items()]).with_row_index("row").with_columns(
+        pl.col("row").cast(pl.Int64))
+    del cols
+    frame = frame.unique(subset=list(ROLES), keep="first", maintain_order=True)
+    duplicates = n - frame.height
+    user_ids = frame.get_column("user").unique().sort()
+    item_ids = frame.get_column("item").unique().sort()
+    frame = frame.with_columns(
+        (pl.col("user").rank("dense") - 1).cast(pl.Int32),
+        (pl.col("item").rank("dense") - 1).cast(pl.Int32),
+    ).select(["user", "item", "rating", "time", "row"])
+    meta = {
+        "kind": "log", "source": source, "rows_read": n, "duplicates_dropped": duplicates,
+        "rows": frame.height, "users": len(user_ids), "items": len(item_ids),
+        "has_rating": mapping["rating"] is not None, "has_time": mapping["time"] is not None,
+        **value_ranges(frame),
+    }
+    return RawLog(frame=frame, user_ids=user_ids.alias("raw_id"), item_ids=item_ids.alias("raw_id"), meta=meta)
+
+
+def value_ranges(frame: pl.DataFrame) -> dict[str, list | None]:
+    """``rating_range`` and ``time_range`` ([min, max], or None where the column is all null)."""
+    out: dict[str, list | None] = {}
+    for col in ("rating", "time"):
+        if col not in frame.columns or frame[col].null_count() == frame.height:
+            out[f"{col}_range"] = None
+        else:
+            lo, hi = frame[col].min(), frame[col].max()
+            out[f"{col}_range"] = [float(lo) if col == "rating" else int(lo), float(hi) if col == "rating" else int(hi)]
+    return out

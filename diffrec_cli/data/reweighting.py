@@ -7,8 +7,11 @@ value to put in the training matrix in place of 1. T-DiffRec's time-aware weight
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from numbers import Real
 
 import numpy as np
+
+from diffrec_cli.errors import DiffrecError
 
 
 @dataclass(frozen=True)
@@ -24,3 +27,45 @@ class NoReweighting:
     def weights(self, position: np.ndarray, length: np.ndarray) -> np.ndarray:
         """Weights for interactions at 0-based chronological ``position`` among ``length`` per user."""
         return np.ones(len(position), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TimeLinearReweighting:
+    """T-DiffRec's time-aware linear weights, paper §3.6 (the schedule under Eq. 16).
+
+    For a user with M training interactions in chronological order, the m-th (1-based) gets
+    w_m = w_min + (m − 1)/(M − 1)·(w_max − w_min): the oldest w_min, the newest w_max. A user with a single
+    interaction gets w_max (the authors' code, through ``np.linspace(w_min, w_max, 1)``, gives w_min).
+    """
+
+    name = "time-linear"
+
+    w_min: float = 0.1
+    w_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        for field_name in ("w_min", "w_max"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise DiffrecError(f"{field_name} must be a number, got {value!r}")
+            object.__setattr__(self, field_name, float(value))
+        if not 0.0 <= self.w_min <= self.w_max <= 1.0 or self.w_max == 0.0:
+            raise DiffrecError(f"need 0 <= w_min <= w_max <= 1 and w_max > 0, got w_min={self.w_min}, "
+                               f"w_max={self.w_max}")
+
+    @property
+    def config(self) -> dict:
+        return asdict(self)
+
+    def weights(self, position: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """Weights for interactions at 0-based chronological ``position`` among ``length`` per user."""
+        position = np.asarray(position)
+        length = np.asarray(length)
+        if position.shape != length.shape or position.ndim != 1:
+            raise DiffrecError(f"position and length must be 1-D arrays of one shape, got {position.shape} "
+                               f"and {length.shape}")
+        if len(position) and ((position < 0).any() or (position >= length).any()):
+            raise DiffrecError("every position must lie in 0..length-1")
+        span = np.maximum(length.astype(np.float64) - 1.0, 1.0)
+        share = np.where(length > 1, position / span, 1.0)  # (m − 1)/(M − 1); a lone interaction is the newest
+        return (self.w_min + share * (self.w_max - self.w_min)).astype(np.float32)

@@ -21,6 +21,9 @@ class InteractionData:
 
     ``train_order`` is aligned with ``train.data``: the 0-based chronological position of each training
     interaction within its user's history (temporal models and reweighting read it).
+    ``interactions`` is the long table a recipe produced (a polars DataFrame: user, item, split, rating,
+    time, position, noise), saved beside the CSR arrays; ``DataHome.load`` leaves it ``None`` (read it with
+    ``DataHome.interactions``).
     """
 
     name: str
@@ -32,6 +35,7 @@ class InteractionData:
     train_order: np.ndarray | None = None
     item_emb: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    interactions: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         shapes = {s: getattr(self, s).shape for s in SPLITS}

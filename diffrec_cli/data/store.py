@@ -1,8 +1,11 @@
 """The data home: where prepared datasets and runs live.
 
-Layout: ``HOME/datasets/NAME/{meta.json, splits.npz, users.parquet, items.parquet[, item_emb.npy]}`` and
-``HOME/runs/RUN_ID/``. HOME is ``--home``, else ``$DIFFREC_HOME``, else ``$XDG_DATA_HOME/diffrec``
-(``~/.local/share/diffrec``). A dataset directory is built under a temporary name and renamed into place.
+Layout: ``HOME/datasets/NAME/{meta.json, splits.npz, interactions.parquet, users.parquet, items.parquet
+[, item_emb.npy]}`` (prepared datasets), ``HOME/logs/NAME/{meta.json, log.parquet, users.parquet,
+items.parquet}`` (imported raw logs, the input of ``diffrec data prepare``) and ``HOME/runs/RUN_ID/``.
+Datasets and logs share one namespace: a name is either. HOME is ``--home``, else ``$DIFFREC_HOME``, else
+``$XDG_DATA_HOME/diffrec`` (``~/.local/share/diffrec``). A dataset directory is built under a temporary name
+and renamed into place.
 """
 
 from __future__ import annotations
@@ -56,6 +59,33 @@ class DataHome:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def log_dir(self, name: str) -> Path:
+        return self.logs_dir / check_name(name)
+
+    def log_names(self) -> list[str]:
+        if not self.logs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.logs_dir.iterdir() if (p / "meta.json").is_file())
+
+    def log_exists(self, name: str) -> bool:
+        return (self.log_dir(name) / "meta.json").is_file()
+
+    def claim(self, name: str, kind: str, *, force: bool = False) -> None:
+        """Refuse ``name`` for a new ``kind`` ("dataset" or "log") when taken (by the same kind: unless forced)."""
+        taken = {"dataset": self.exists(name), "log": self.log_exists(name)}
+        other = "log" if kind == "dataset" else "dataset"
+        if taken[other]:
+            what = "a raw log" if other == "log" else "a prepared dataset"
+            raise DiffrecError(f"{name!r} is already {what} in {self.root} (choose another name, or "
+                               f"'diffrec data remove {name}' first)")
+        if taken[kind] and not force:
+            where = self.datasets_dir if kind == "dataset" else self.logs_dir
+            raise DiffrecError(f"{kind} {name!r} already exists in {where} (use --force to replace it)")
+
     def dataset_dir(self, name: str) -> Path:
         return self.datasets_dir / check_name(name)
 
@@ -70,8 +100,7 @@ class DataHome:
     # ----- writing ------------------------------------------------------------------------------
     def save(self, data: InteractionData, *, force: bool = False) -> Path:
         target = self.dataset_dir(data.name)
-        if target.exists() and not force:
-            raise DiffrecError(f"dataset {data.name!r} already exists in {self.datasets_dir} (use --force to replace it)")
+        self.claim(data.name, "dataset", force=force)
         for s in SPLITS:
             if data.split(s).nnz == 0:
                 raise DiffrecError(f"dataset {data.name!r}: the {s} split is empty")
@@ -88,8 +117,10 @@ class DataHome:
                     counts=data.counts(), has_item_emb=data.item_emb is not None)
         import polars as pl  # imported here so that training-only imports stay light
 
+        interactions = data.interactions if data.interactions is not None else _interactions_table(data)
         with atomic_directory(target) as tmp:
             np.savez(tmp / "splits.npz", **arrays)
+            interactions.write_parquet(tmp / "interactions.parquet")
             pl.DataFrame({"raw_id": data.user_ids}).write_parquet(tmp / "users.parquet")
             pl.DataFrame({"raw_id": data.item_ids}).write_parquet(tmp / "items.parquet")
             if data.item_emb is not None:
@@ -97,23 +128,80 @@ class DataHome:
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         return target
 
-    def remove(self, name: str) -> None:
-        target = self.dataset_dir(name)
-        if not target.exists():
-            raise DiffrecError(f"no dataset named {name!r} in {self.datasets_dir}")
-        shutil.rmtree(target)
+    def save_log(self, log: Any, name: str, *, force: bool = False) -> Path:
+        """Store an imported :class:`~diffrec_cli.data.ingest.RawLog` under ``logs/NAME``."""
+        target = self.log_dir(name)
+        self.claim(name, "log", force=force)
+        meta = {k: v for k, v in log.meta.items() if not k.startswith("_")}
+        meta.update(name=name, kind="log", format=1, library_version=__version__)
+        import polars as pl
+
+        with atomic_directory(target) as tmp:
+            log.frame.write_parquet(tmp / "log.parquet")
+            pl.DataFrame({"raw_id": log.user_ids}).write_parquet(tmp / "users.parquet")
+            pl.DataFrame({"raw_id": log.item_ids}).write_parquet(tmp / "items.parquet")
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return target
+
+    def remove(self, name: str) -> str:
+        """Delete the dataset or raw log ``name``; returns which kind it was."""
+        for kind, target in (("dataset", self.dataset_dir(name)), ("log", self.log_dir(name))):
+            if target.exists():
+                shutil.rmtree(target)
+                return kind
+        raise DiffrecError(f"no dataset named {name!r} in {self.datasets_dir} (nor a raw log in {self.logs_dir})")
 
     # ----- reading ------------------------------------------------------------------------------
     def meta(self, name: str) -> dict[str, Any]:
         path = self.dataset_dir(name) / "meta.json"
         if not path.is_file():
+            if self.log_exists(name):
+                raise DiffrecError(f"{name!r} is a raw log, not a prepared dataset: prepare it first "
+                                   f"('diffrec data prepare {name} --protocol clean --name {name}-clean')")
             known = ", ".join(self.names()) or "none yet"
             raise DiffrecError(f"unknown dataset {name!r} in {self.datasets_dir} (known: {known}; "
-                               f"'diffrec data import-split' prepares one)")
+                               f"'diffrec data import' and 'diffrec data prepare' make one)")
         try:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise DiffrecError(f"dataset {name!r}: {path} is not valid JSON ({exc})") from None
+
+    def log_meta(self, name: str) -> dict[str, Any]:
+        path = self.log_dir(name) / "meta.json"
+        if not path.is_file():
+            known = ", ".join(self.log_names()) or "none yet"
+            raise DiffrecError(f"unknown log {name!r} in {self.logs_dir} (known: {known}; "
+                               f"'diffrec data import FILE --name NAME' imports one)")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DiffrecError(f"log {name!r}: {path} is not valid JSON ({exc})") from None
+
+    def load_log(self, name: str) -> Any:
+        """The raw log ``name`` as a :class:`~diffrec_cli.data.ingest.RawLog`."""
+        import polars as pl
+
+        from diffrec_cli.data.ingest import RawLog
+
+        meta = self.log_meta(name)
+        folder = self.log_dir(name)
+        try:
+            frame = pl.read_parquet(folder / "log.parquet")
+            users = pl.read_parquet(folder / "users.parquet")["raw_id"]
+            items = pl.read_parquet(folder / "items.parquet")["raw_id"]
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise DiffrecError(f"log {name!r} in {folder} is damaged: {exc}") from None
+        return RawLog(frame=frame, user_ids=users, item_ids=items, meta=meta)
+
+    def interactions(self, name: str) -> Any:
+        """The stored interactions of dataset ``name`` (user, item, split, rating, time, ...) as a polars LazyFrame."""
+        import polars as pl
+
+        self.meta(name)
+        path = self.dataset_dir(name) / "interactions.parquet"
+        if not path.is_file():
+            raise DiffrecError(f"dataset {name!r} has no interactions.parquet (prepared by an older version)")
+        return pl.scan_parquet(path)
 
     def load(self, name: str) -> InteractionData:
         if name == DEMO_NAME and not self.exists(name):
@@ -141,3 +229,22 @@ class DataHome:
         item_emb = np.load(folder / "item_emb.npy", allow_pickle=False) if (folder / "item_emb.npy").is_file() else None
         return InteractionData(name=name, **splits, user_ids=users, item_ids=items,
                                train_order=arrays.get("train_order"), item_emb=item_emb, meta=meta)
+
+
+def _interactions_table(data: InteractionData) -> Any:
+    """The long table of a dataset that came without one (split folders): user, item, split, position."""
+    import polars as pl
+
+    parts = []
+    for s in SPLITS:
+        m = data.split(s)
+        users = np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(m.indptr))
+        ordered = s == "train" and data.train_order is not None
+        position = (pl.Series(np.asarray(data.train_order, dtype=np.int32)) if ordered
+                    else pl.repeat(None, m.nnz, dtype=pl.Int32, eager=True))
+        parts.append(pl.DataFrame({"user": users, "item": m.indices.astype(np.int32),
+                                   "split": pl.repeat(s, m.nnz, dtype=pl.String, eager=True),
+                                   "rating": pl.repeat(None, m.nnz, dtype=pl.Float32, eager=True),
+                                   "time": pl.repeat(None, m.nnz, dtype=pl.Int64, eager=True),
+                                   "position": position}))
+    return pl.concat(parts)

@@ -158,10 +158,12 @@ class GaussianDiffusion(nn.Module):
             weight = (1.0 - self.alphas_cumprod[t]) / ((1.0 - self.alphas_cumprod_prev[t]) ** 2 * (1.0 - self.betas[t]))
         return torch.where(t == 0, torch.ones_like(weight), weight)
 
-    def training_losses(self, denoiser: Denoiser, x0: torch.Tensor) -> torch.Tensor:
+    def training_losses(self, denoiser: Denoiser, x0: torch.Tensor, *,
+                        return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Per-user loss L_t / p_t for one batch (Algorithm 1); also feeds the importance-sampling history.
 
-        The squared error is averaged (not summed) over items, as the authors compute it.
+        The squared error is averaged (not summed) over items, as the authors compute it. With
+        ``return_x0`` also the denoiser's x̂_0 for each row (L-DiffRec decodes it).
         """
         t, pt = self.sample_steps(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
@@ -180,6 +182,8 @@ class GaussianDiffusion(nn.Module):
         else:
             weighted = mse
         self.record_losses(t, weighted)
+        if return_x0:
+            return weighted / pt.to(weighted.dtype), self.predict_x0(output, xt, t)
         return weighted / pt.to(weighted.dtype)
 
     # ----- inference (Algorithm 2) -----------------------------------------------------------

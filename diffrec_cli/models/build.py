@@ -36,11 +36,17 @@ def build_component(registry: Registry, kind: str, name: str, settings: dict[str
 
 
 def build_model(registry: Registry, name: str, settings: dict[str, Any], *, n_users: int, n_items: int,
-                spec: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+                spec: dict[str, Any] | None = None, data: Any = None) -> tuple[Any, dict[str, Any]]:
     """Instantiate model ``name``. Unknown settings are an error that lists the known ones.
 
     With ``spec`` (from a checkpoint), each component is rebuilt from its recorded name and config and a
     missing providing plugin is named in the error.
+
+    ``data`` (an ``InteractionData``) feeds models whose ``data_args`` name more than the sizes, e.g.
+    ``item_emb`` or ``train``: each is passed as ``getattr(data, arg)``, or None without data (a
+    checkpoint rebuild, whose state dict then restores what the model derived from the data).
+    A model's ``component_defaults`` set its own defaults for its components' settings, and the config
+    values it lists in ``derived_settings`` (computed from the data) are recorded in the spec.
     """
     entry = registry.get("model", name, wanted_plugin=(spec or {}).get("plugin"))
     params = constructor_params(entry.cls)
@@ -55,7 +61,8 @@ def build_model(registry: Registry, name: str, settings: dict[str, Any], *, n_us
         else:
             comp_name = str(settings.get(pname, default_name))
             used.add(pname)
-            obj, cspec = build_component(registry, kind, comp_name, settings, used)
+            comp_settings = {**getattr(entry.cls, "component_defaults", {}), **settings}
+            obj, cspec = build_component(registry, kind, comp_name, comp_settings, used)
         kwargs[pname] = obj
         component_specs[pname] = cspec
     source = spec["config"] if spec is not None else settings
@@ -80,10 +87,14 @@ def build_model(registry: Registry, name: str, settings: dict[str, Any], *, n_us
         if unknown:
             known = sorted(set(params) | {k for c in component_specs.values() for k in c["config"]})
             raise DiffrecError(f"unknown setting {unknown[0]!r} for model {name!r} (known: {', '.join(known)})")
+    extra = {arg: getattr(data, arg, None) for arg in getattr(entry.cls, "data_args", ())
+             if arg not in ("n_users", "n_items")}
     try:
-        model = entry.cls(n_users, n_items, **kwargs)
+        model = entry.cls(n_users, n_items, **extra, **kwargs)
     except TypeError as exc:
         raise DiffrecError(f"model {name!r}: {exc}") from None
+    for key in getattr(entry.cls, "derived_settings", ()):
+        config[key] = _jsonable(model.config[key])
     model_spec = {"name": name, "plugin": entry.plugin, "version": entry.version, "config": config,
                   "components": component_specs}
     return model, model_spec

@@ -23,6 +23,12 @@ class DiffRec(Recommender):
 
     name = "diffrec"
     components = {"schedule": ("noise_schedule", "linear-var")}
+    # `diffrec tune`'s default space: the paper's §4.1.3 scopes (T' is tuned in {0, T/4, T/2} there, which
+    # depends on T; the grid keeps T' = 0, the authors' released choice).
+    search_space = {"lr": [1e-5, 1e-4, 1e-3, 1e-2], "dims": [[300], [200, 600], [1000]],
+                    "steps": [2, 5, 10, 40, 50, 100], "noising_steps": [0],
+                    "noise_scale": [0.0, 1e-5, 1e-4, 5e-3, 1e-2, 1e-1, 5e-1],
+                    "noise_min": [5e-4, 1e-3, 5e-3], "noise_max": [5e-3, 1e-2, 2e-2]}
 
     def __init__(self, n_users: int, n_items: int, *, schedule: Any, dims: Sequence[int] = (200, 600),
                  emb_size: int = 10, dropout: float = 0.5, prediction: str = "x0", step_weighting: bool = True,

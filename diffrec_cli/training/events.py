@@ -18,6 +18,7 @@ class TrainingStarted:
     device: str
     precision: str
     diffusion_steps: int | None
+    details: tuple[str, ...] = ()  # lines a model adds about itself (e.g. L-DiffRec's clusters), from describe()
 
 
 @dataclass(frozen=True)

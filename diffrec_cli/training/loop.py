@@ -105,7 +105,8 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
     diffusion = getattr(model, "diffusion", None)
     reporter(TrainingStarted(run.id if run else None, config.model, data.name, config.epochs, steps_per_epoch,
                              model.parameter_count(), str(device), config.precision,
-                             getattr(diffusion, "steps", None)))
+                             getattr(diffusion, "steps", None),
+                             tuple(model.describe()) if hasattr(model, "describe") else ()))
 
     def score(batch_users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         with autocast():
@@ -213,10 +214,13 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     config = settings.train
     data = home.load(config.dataset)
     # The reweighting takes its own keys (e.g. w_min) from the settings; the model gets the rest.
+    # An unset reweighting is the model's default (time-linear for tdiffrec/ltdiffrec, none otherwise).
     used: set[str] = set()
-    reweighting, reweighting_spec = build_component(registry, "reweighting", config.reweighting, settings.model, used)
+    reweighting_name = config.reweighting or getattr(registry.get("model", config.model).cls, "default_reweighting", "none")
+    reweighting, reweighting_spec = build_component(registry, "reweighting", reweighting_name, settings.model, used)
     model_settings = {k: v for k, v in settings.model.items() if k not in used}
-    model, spec = build_model(registry, config.model, model_settings, n_users=data.n_users, n_items=data.n_items)
+    model, spec = build_model(registry, config.model, model_settings, n_users=data.n_users, n_items=data.n_items,
+                              data=data)
     callbacks = [build_component(registry, "callback", name, {}, set())[0] for name in config.callbacks]
     pick_device(config.device)  # fail before creating a run directory
     run_config = {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),

@@ -1,0 +1,95 @@
+"""The prepared datasets in the data home, with the statistics of ``diffrec data info``."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from diffrec_cli.tui.messages import DatasetsLoaded
+from diffrec_cli.tui.records import DatasetInfo, list_datasets
+
+COLUMNS = (("name", "name"), ("users", "users"), ("items", "items"), ("train", "train"), ("valid", "valid"),
+           ("test", "test"), ("density", "density"))
+
+
+def info_table(info: DatasetInfo) -> Table:
+    """What ``diffrec data info NAME`` prints."""
+    table = Table("statistic", "value", title=f"dataset {info.name}", title_justify="left")
+    c = info.counts
+    for label, key in (("users", "users"), ("items", "items"), ("train interactions", "train"),
+                       ("valid interactions", "valid"), ("test interactions", "test"),
+                       ("all interactions", "interactions")):
+        table.add_row(label, f"{c[key]:,}" if isinstance(c.get(key), int) else "–")
+    density = c.get("density")
+    table.add_row("density", f"{density:.4%}" if isinstance(density, float) else "–")
+    table.add_row("fingerprint", str(info.meta.get("fingerprint", "?")))
+    source = info.meta.get("source")
+    if isinstance(source, dict) and source:
+        table.add_row("source", ", ".join(f"{k}={v}" for k, v in source.items()))
+    return table
+
+
+class DatasetsScreen(Screen):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "reload", "Refresh")]
+
+    DEFAULT_CSS = """
+    DatasetsScreen #datasets { height: auto; max-height: 50%; }
+    DatasetsScreen #dataset-info { height: 1fr; padding: 1 1 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datasets: list[DatasetInfo] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="datasets", cursor_type="row", zebra_stripes=True)
+        yield Static(id="dataset-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#datasets", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        table.focus()
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="read-datasets")
+    def _load(self) -> None:
+        self.post_message(DatasetsLoaded(list_datasets(self.app.home)))
+
+    def on_datasets_loaded(self, message: DatasetsLoaded) -> None:
+        self.datasets = message.datasets
+        table = self.query_one("#datasets", DataTable)
+        table.clear()
+        for info in self.datasets:
+            c = info.counts
+            if info.error:
+                table.add_row(info.name, Text("error", style="bold red"), *["–"] * 5, key=info.name)
+                continue
+            table.add_row(info.name, *[Text(f"{c.get(k, 0):,}", justify="right")
+                                       for k in ("users", "items", "train", "valid", "test")],
+                          Text(f"{c.get('density', 0):.3%}", justify="right"), key=info.name)
+        if not self.datasets:
+            self.query_one("#dataset-info", Static).update(
+                f"no datasets in {self.app.home.datasets_dir} (try 'diffrec data demo' or 'diffrec data import-split')")
+        else:
+            self.show(self.datasets[0])
+
+    @on(DataTable.RowHighlighted, "#datasets")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        info = next((d for d in self.datasets if d.name == event.row_key.value), None)
+        if info is not None:
+            self.show(info)
+
+    def show(self, info: DatasetInfo) -> None:
+        body = Text(f"{info.name}: {info.error}", style="bold red") if info.error else info_table(info)
+        self.query_one("#dataset-info", Static).update(body)

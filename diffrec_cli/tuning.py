@@ -1,0 +1,353 @@
+"""Hyper-parameter search: a grid or random search over a search space, each trial a normal training run.
+
+Every trial is ``diffrec_cli.training.loop.train`` with the trial's settings, so it gets its own run
+directory (config, metrics, checkpoint) like any other run. Trials are ranked by the validation metric the
+trainer selects epochs on (``metric``, default Recall@20); the test metrics of the selected trial are
+reported and never used for selection.
+
+A search space maps setting names to a list of choices (grid or random) or, for random search only, to a
+range ``{loguniform = [lo, hi]}``, ``{uniform = [lo, hi]}`` or ``{int = [lo, hi]}``. Every model may
+declare a default space as the class attribute ``search_space`` (the baselines' and DiffRec's follow the
+paper's §4.1.3). A TOML space file holds a ``[search]`` table; any other keys (flat, or in ``[train]`` /
+``[model]`` tables) are fixed settings for every trial.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from diffrec_cli.atomic import write_json
+from diffrec_cli.config import Settings, read_toml, resolve_settings
+from diffrec_cli.data.store import DataHome
+from diffrec_cli.errors import DiffrecError
+from diffrec_cli.registry import Registry
+from diffrec_cli.training.events import Reporter, silent
+
+RANGE_KINDS = ("loguniform", "uniform", "int")
+DEFAULT_RANDOM_TRIALS = 20
+
+
+@dataclass
+class SearchSpace:
+    choices: dict[str, list[Any]] = field(default_factory=dict)
+    ranges: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, values in self.choices.items():
+            if not isinstance(values, (list, tuple)) or len(values) == 0:
+                raise DiffrecError(f"search space: {name!r} needs a non-empty list of choices, got {values!r}")
+            self.choices[name] = list(values)
+        for name, (kind, lo, hi) in self.ranges.items():
+            if kind not in RANGE_KINDS:
+                raise DiffrecError(f"search space: {name!r}: unknown range kind {kind!r} (use {', '.join(RANGE_KINDS)})")
+            if not lo <= hi or (kind == "loguniform" and lo <= 0):
+                raise DiffrecError(f"search space: {name!r}: bad range [{lo}, {hi}] for {kind}")
+        both = set(self.choices) & set(self.ranges)
+        if both:
+            raise DiffrecError(f"search space: {sorted(both)[0]!r} is given twice")
+        if not self.choices and not self.ranges:
+            raise DiffrecError("the search space is empty")
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.choices, *self.ranges]
+
+    def grid_size(self) -> int | None:
+        """Points in the full grid; None when a continuous range makes it infinite."""
+        if self.ranges:
+            return None
+        return math.prod(len(v) for v in self.choices.values())
+
+    def grid(self) -> Iterator[dict[str, Any]]:
+        if self.ranges:
+            raise DiffrecError(f"grid search needs lists of choices; {next(iter(self.ranges))!r} is a range "
+                               f"(use --strategy random)")
+        names = list(self.choices)
+        for values in itertools.product(*(self.choices[n] for n in names)):
+            yield dict(zip(names, values))
+
+    def sample(self, rng: random.Random) -> dict[str, Any]:
+        point = {name: rng.choice(values) for name, values in self.choices.items()}
+        for name, (kind, lo, hi) in self.ranges.items():
+            if kind == "loguniform":
+                point[name] = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+            elif kind == "uniform":
+                point[name] = float(rng.uniform(lo, hi))
+            else:
+                point[name] = rng.randint(int(lo), int(hi))
+        return point
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.choices, **{n: {k: [lo, hi]} for n, (k, lo, hi) in self.ranges.items()}}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "SearchSpace":
+        choices: dict[str, list[Any]] = {}
+        ranges: dict[str, tuple[str, float, float]] = {}
+        for name, value in raw.items():
+            key = name.replace("-", "_")
+            if isinstance(value, dict):
+                if len(value) != 1 or next(iter(value)) not in RANGE_KINDS:
+                    raise DiffrecError(f"search space: {name!r} must be a list of choices or one of "
+                                       f"{{loguniform|uniform|int = [lo, hi]}}, got {value!r}")
+                kind, bounds = next(iter(value.items()))
+                if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+                    raise DiffrecError(f"search space: {name!r}: {kind} needs [lo, hi], got {bounds!r}")
+                ranges[key] = (kind, float(bounds[0]), float(bounds[1]))
+            elif isinstance(value, (list, tuple)):
+                choices[key] = list(value)
+            else:
+                raise DiffrecError(f"search space: {name!r} must be a list of choices, got {value!r} "
+                                   f"(fixed settings go outside the [search] table)")
+        return cls(choices, ranges)
+
+
+def read_space_file(path: str | Path) -> tuple[SearchSpace, dict[str, Any]]:
+    """A TOML file with a ``[search]`` table (the space) and fixed settings anywhere else."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DiffrecError(f"search space file {path} not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DiffrecError(f"search space file {path} is not valid TOML: {exc}") from None
+    search = raw.get("search")
+    if not isinstance(search, dict) or not search:
+        raise DiffrecError(f"search space file {path} needs a non-empty [search] table")
+    fixed = {k: v for k, v in read_toml(path).items() if k != "search"}
+    return SearchSpace.from_dict(search), fixed
+
+
+def default_space(registry: Registry, model: str) -> SearchSpace:
+    """The model's declared ``search_space`` (for the paper's models: its §4.1.3 scopes)."""
+    cls = registry.get("model", model).cls
+    space = getattr(cls, "search_space", None)
+    if not space:
+        raise DiffrecError(f"model {model!r} declares no default search space; give one with --space FILE.toml")
+    return SearchSpace.from_dict(dict(space))
+
+
+def plan_trials(space: SearchSpace, strategy: str = "auto", max_trials: int | None = None,
+                seed: int = 0) -> tuple[str, list[dict[str, Any]]]:
+    """The trials' settings, in order. ``auto`` is grid when the whole grid fits ``max_trials``, else random.
+
+    Random search never repeats a point of a finite space (and stops at its size).
+    """
+    if strategy not in ("auto", "grid", "random"):
+        raise DiffrecError(f"strategy must be auto, grid or random, got {strategy!r}")
+    if max_trials is not None and max_trials < 1:
+        raise DiffrecError(f"max_trials must be >= 1, got {max_trials}")
+    size = space.grid_size()
+    if strategy == "auto":
+        strategy = "grid" if size is not None and (max_trials is None or size <= max_trials) else "random"
+    if strategy == "grid":
+        points = list(itertools.islice(space.grid(), max_trials))
+        return strategy, points
+    wanted = max_trials or DEFAULT_RANDOM_TRIALS
+    if size is not None:
+        wanted = min(wanted, size)
+    rng = random.Random(seed)
+    points: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    attempts = 0
+    while len(points) < wanted and attempts < 100 * wanted:
+        attempts += 1
+        point = space.sample(rng)
+        key = json.dumps(point, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        points.append(point)
+    return strategy, points
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h`` or ``1h30m``; None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        raw = text.strip().lower()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", raw)
+            if not raw or parts is None:
+                raise DiffrecError(f"cannot read {text!r} as a duration (e.g. 600, 90s, 15m, 2h)") from None
+            h, m, s = (float(p) if p else 0.0 for p in parts.groups())
+            seconds = 3600 * h + 60 * m + s
+    if seconds <= 0:
+        raise DiffrecError(f"a timeout must be positive, got {text!r}")
+    return seconds
+
+
+# ----- events --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TuneStarted:
+    tune_id: str
+    model: str
+    dataset: str
+    strategy: str
+    trials: int
+    metric: str
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    number: int
+    total: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrialFinished:
+    trial: "Trial"
+    total: int
+    best: "Trial | None"
+
+
+@dataclass(frozen=True)
+class TuneFinished:
+    result: "TuneResult"
+
+
+@dataclass
+class Trial:
+    number: int
+    params: dict[str, Any]
+    status: str = "pending"  # finished | stopped | failed | skipped
+    run_id: str | None = None
+    run_path: str | None = None
+    valid: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    seconds: float = 0.0
+    parameters: int | None = None
+    error: str | None = None
+
+    def score(self, metric: str) -> float | None:
+        value = self.valid.get(metric)
+        return None if value is None else float(value)
+
+
+@dataclass
+class TuneResult:
+    tune_id: str
+    path: Path | None
+    model: str
+    dataset: str
+    strategy: str
+    metric: str
+    fixed: dict[str, Any]
+    space: dict[str, Any]
+    trials: list[Trial]
+    seconds: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def ranked(self) -> list[Trial]:
+        """Trials with a validation score, best first (ties: the earlier trial)."""
+        scored = [t for t in self.trials if t.score(self.metric) is not None]
+        return sorted(scored, key=lambda t: (-t.score(self.metric), t.number))
+
+    @property
+    def best(self) -> Trial | None:
+        ranked = self.ranked
+        return ranked[0] if ranked else None
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {"tune_id": self.tune_id, "model": self.model, "dataset": self.dataset, "strategy": self.strategy,
+                "metric": self.metric, "selection": f"validation {self.metric}; test metrics are reported only",
+                "fixed": self.fixed, "space": self.space, "seconds": self.seconds, "timed_out": self.timed_out,
+                "selected": best.number if best else None, "trials": [asdict(t) for t in self.trials]}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space: SearchSpace | None = None,
+         fixed: dict[str, Any] | None = None, strategy: str = "auto", max_trials: int | None = None,
+         timeout: float | None = None, seed: int = 0, reporter: Reporter = silent,
+         should_stop: Callable[[], bool] = lambda: False) -> TuneResult:
+    """Run the search; returns every trial and the selected one (``result.best``).
+
+    ``fixed`` settings apply to every trial (trial settings win on a clash). ``timeout`` (seconds) stops
+    starting trials once it has passed and stops the running one at the deadline; a stopped trial's best
+    evaluation so far still counts. Results go to ``HOME/tunes/TUNE_ID/tune.json`` after every trial.
+    """
+    from diffrec_cli.training.loop import train
+
+    space = space or default_space(registry, model)
+    fixed = dict(fixed or {})
+    for key in ("model", "dataset"):
+        fixed.pop(key, None)
+    strategy, points = plan_trials(space, strategy, max_trials, seed)
+    base = resolve_settings(fixed, {}, model=model, dataset=dataset)  # validates the fixed settings early
+    registry.get("model", model)
+    home.load(dataset)  # fail before any trial when the dataset is missing
+    metric = base.train.metric
+    tune_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{dataset}-{secrets.token_hex(2)}"
+    folder = home.root / "tunes" / tune_id
+    folder.mkdir(parents=True, exist_ok=True)
+    result = TuneResult(tune_id, folder, model, dataset, strategy, metric, _jsonable(fixed),
+                        _jsonable(space.to_dict()), [Trial(i + 1, _jsonable(p)) for i, p in enumerate(points)])
+    started = time.perf_counter()
+    deadline = None if timeout is None else started + timeout
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.perf_counter() >= deadline
+
+    reporter(TuneStarted(tune_id, model, dataset, strategy, len(points), metric, space.names))
+    write_json(folder / "tune.json", result.to_dict())
+    try:
+        for trial, point in zip(result.trials, points):
+            if out_of_time() or should_stop():
+                result.timed_out = out_of_time()
+                trial.status = "skipped"
+                continue
+            reporter(TrialStarted(trial.number, len(points), trial.params))
+            tick = time.perf_counter()
+            try:
+                settings: Settings = resolve_settings(fixed, point, model=model, dataset=dataset)
+                outcome = train(settings, registry, home=home, reporter=reporter,
+                                should_stop=lambda: out_of_time() or should_stop())
+            except DiffrecError as exc:
+                trial.status, trial.error = "failed", str(exc)
+            except Exception as exc:  # a diverging trial must not end the search
+                trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
+            else:
+                fit = outcome.result
+                trial.status = "stopped" if fit.interrupted else "finished"
+                trial.run_id, trial.run_path = outcome.run.id, str(outcome.run.path)
+                trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
+                trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
+                trial.parameters = outcome.model.parameter_count()
+            trial.seconds = time.perf_counter() - tick
+            result.seconds = time.perf_counter() - started
+            write_json(folder / "tune.json", result.to_dict())
+            reporter(TrialFinished(trial, len(points), result.best))
+    finally:
+        result.seconds = time.perf_counter() - started
+        result.timed_out = result.timed_out or out_of_time()
+        write_json(folder / "tune.json", result.to_dict())
+    if result.best is None:
+        errors = [t.error for t in result.trials if t.error]
+        raise DiffrecError("no trial produced a validation score" + (f"; first error: {errors[0]}" if errors else ""))
+    reporter(TuneFinished(result))
+    return result

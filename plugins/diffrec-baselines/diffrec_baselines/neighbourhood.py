@@ -1,0 +1,125 @@
+"""Closed-form item-item models: EASE (Steck, 2019) and ItemKNN with cosine similarity.
+
+Both are fitted once from the training matrix the trainer hands them (``closed_form = True``), which is
+the reweighted matrix when a reweighting strategy is set, and score a user by ``x_u · W`` from the user's
+(reweighted) row. Their weights are non-trainable parameters, so checkpoints, ``eval`` and ``recommend``
+work as for any model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from diffrec_cli.errors import DiffrecError
+from diffrec_cli.models.base import Recommender
+
+
+def ease_weights(gram: np.ndarray, reg: float) -> np.ndarray:
+    """EASE's closed form: P = (G + λI)⁻¹, B = I − P·diag(1/diag P), so diag(B) = 0 (float64 in, float64 out)."""
+    g = np.array(gram, dtype=np.float64, copy=True)
+    g[np.diag_indices_from(g)] += reg
+    p = torch.cholesky_inverse(torch.linalg.cholesky(torch.from_numpy(g))).numpy()
+    b = -p / np.diag(p)[None, :]
+    b[np.diag_indices_from(b)] = 0.0
+    return b
+
+
+class EASE(Recommender):
+    """EASE: an item-item weight matrix B with a zero diagonal, min ‖X − XB‖² + λ‖B‖², in closed form.
+
+    reg: λ, the L2 strength. The Gram matrix XᵀX comes from the sparse training matrix; B is dense
+    (n_items × n_items), which suits catalogues up to tens of thousands of items.
+    """
+
+    name = "ease"
+    closed_form = True
+    test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0}
+    search_space: ClassVar[dict[str, list]] = {"reg": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]}
+
+    def __init__(self, n_users: int, n_items: int, *, reg: float = 250.0) -> None:
+        super().__init__(n_users, n_items)
+        if not reg > 0:
+            raise DiffrecError(f"reg (λ) must be positive, got {reg}")
+        self.reg = reg
+        self.weight = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
+        self.config = dict(reg=reg)
+
+    def fit_closed_form(self, train: sp.csr_matrix) -> None:
+        x = sp.csr_matrix(train, dtype=np.float64)
+        gram = (x.T @ x).toarray()
+        self.weight.data.copy_(torch.from_numpy(ease_weights(gram, self.reg)).float())
+
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight
+
+
+def cosine_topk(train: sp.csr_matrix, k: int, shrink: float = 0.0, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """For every item j, its k most cosine-similar other items i and the similarities, shapes (n_items, k).
+
+    sim(i, j) = x_i·x_j / (‖x_i‖‖x_j‖ + shrink) over item columns of the (possibly reweighted) matrix. The
+    similarity matrix is computed ``chunk`` columns at a time, so memory stays at n_items × chunk.
+    """
+    x = sp.csc_matrix(train, dtype=np.float64)
+    n_items = x.shape[1]
+    k = min(k, n_items - 1)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+    xt = x.T.tocsr()
+    index = np.zeros((n_items, k), dtype=np.int64)
+    value = np.zeros((n_items, k), dtype=np.float32)
+    for lo in range(0, n_items, chunk):
+        cols = np.arange(lo, min(n_items, lo + chunk))
+        sim = (xt @ x[:, cols]).toarray()  # (n_items, len(cols))
+        denom = norms[:, None] * norms[None, cols] + shrink
+        sim = np.divide(sim, denom, out=np.zeros_like(sim), where=denom > 0)
+        sim[cols, np.arange(len(cols))] = -np.inf  # an item is not its own neighbour
+        top = torch.topk(torch.from_numpy(sim), k, dim=0)  # ties broken by torch, deterministically
+        index[cols] = top.indices.T.numpy()
+        value[cols] = np.maximum(top.values.T.numpy(), 0.0)
+    return index, value
+
+
+class ItemKNN(Recommender):
+    """Item-based k-nearest neighbours: score(u, j) = Σ_{i ∈ N_k(j)} x_ui · sim(i, j), cosine similarity.
+
+    k: neighbours kept per item; shrink: added to the cosine's denominator (damps pairs with little support).
+    """
+
+    name = "itemknn"
+    closed_form = True
+    test_settings: ClassVar[dict[str, Any]] = {"k": 5}
+    search_space: ClassVar[dict[str, list]] = {"k": [10, 20, 50, 100, 200, 500], "shrink": [0.0, 10.0, 100.0]}
+
+    def __init__(self, n_users: int, n_items: int, *, k: int = 100, shrink: float = 0.0) -> None:
+        super().__init__(n_users, n_items)
+        if k < 1:
+            raise DiffrecError(f"k must be >= 1, got {k}")
+        if shrink < 0:
+            raise DiffrecError(f"shrink must be >= 0, got {shrink}")
+        kept = max(1, min(k, n_items - 1))
+        self.k, self.shrink = k, shrink
+        self.register_buffer("neighbours", torch.zeros(n_items, kept, dtype=torch.int64))
+        self.similarity = nn.Parameter(torch.zeros(n_items, kept), requires_grad=False)
+        self.config = dict(k=k, shrink=shrink)
+
+    def fit_closed_form(self, train: sp.csr_matrix) -> None:
+        index, value = cosine_topk(train, self.neighbours.shape[1], self.shrink)
+        self.neighbours.copy_(torch.from_numpy(index))
+        self.similarity.data.copy_(torch.from_numpy(value))
+
+    def weight_matrix(self) -> torch.Tensor:
+        """The dense (n_items, n_items) W with W[i, j] = sim(i, j) for the kept neighbours i of each j."""
+        n, kept = self.neighbours.shape
+        w = torch.zeros(n, n, device=self.similarity.device, dtype=self.similarity.dtype)
+        targets = torch.arange(n, device=w.device).repeat_interleave(kept)
+        w[self.neighbours.reshape(-1), targets] = self.similarity.reshape(-1)
+        return w
+
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight_matrix()
