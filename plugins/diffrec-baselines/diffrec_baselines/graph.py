@@ -93,7 +93,7 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 def to_torch_sparse(matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
     """A scipy CSR matrix as a torch sparse CSR tensor on ``device``."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse (CSR tensor support is in beta|invariant checks)")
         return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
                                        torch.from_numpy(matrix.indices.astype(np.int64)),
                                        torch.from_numpy(matrix.data), size=matrix.shape, device=device,
@@ -172,7 +172,7 @@ class LightGCN(MF):
         values = adj.values()
         keep = (torch.rand_like(values) >= self.dropout).to(values.dtype) / (1.0 - self.dropout)
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            warnings.filterwarnings("ignore", message="Sparse (CSR tensor support is in beta|invariant checks)")
             return torch.sparse_csr_tensor(adj.crow_indices(), adj.col_indices(), values * keep, size=adj.shape,
                                            check_invariants=False)
 
