@@ -14,6 +14,18 @@ import numpy as np
 from diffrec_cli.errors import DiffrecError
 
 
+def checked_positions(position: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (position, length) arrays every strategy receives, checked: 1-D, one shape, 0 <= position < length."""
+    position = np.asarray(position)
+    length = np.asarray(length)
+    if position.shape != length.shape or position.ndim != 1:
+        raise DiffrecError(f"position and length must be 1-D arrays of one shape, got {position.shape} "
+                           f"and {length.shape}")
+    if len(position) and ((position < 0).any() or (position >= length).any()):
+        raise DiffrecError("every position must lie in 0..length-1")
+    return position, length
+
+
 @dataclass(frozen=True)
 class NoReweighting:
     """Every interaction counts 1 (the paper's binary x_u)."""
@@ -59,13 +71,7 @@ class TimeLinearReweighting:
 
     def weights(self, position: np.ndarray, length: np.ndarray) -> np.ndarray:
         """Weights for interactions at 0-based chronological ``position`` among ``length`` per user."""
-        position = np.asarray(position)
-        length = np.asarray(length)
-        if position.shape != length.shape or position.ndim != 1:
-            raise DiffrecError(f"position and length must be 1-D arrays of one shape, got {position.shape} "
-                               f"and {length.shape}")
-        if len(position) and ((position < 0).any() or (position >= length).any()):
-            raise DiffrecError("every position must lie in 0..length-1")
+        position, length = checked_positions(position, length)
         span = np.maximum(length.astype(np.float64) - 1.0, 1.0)
         share = np.where(length > 1, position / span, 1.0)  # (m − 1)/(M − 1); a lone interaction is the newest
         return (self.w_min + share * (self.w_max - self.w_min)).astype(np.float32)

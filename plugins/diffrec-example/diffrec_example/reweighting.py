@@ -17,6 +17,7 @@ from numbers import Real
 
 import numpy as np
 
+from diffrec_cli.data.reweighting import checked_positions
 from diffrec_cli.errors import DiffrecError
 
 
@@ -57,11 +58,5 @@ class ExpDecayReweighting:
 
     def weights(self, position: np.ndarray, length: np.ndarray) -> np.ndarray:
         """Weights for interactions at 0-based chronological ``position`` among ``length`` per user."""
-        position = np.asarray(position)
-        length = np.asarray(length)
-        if position.shape != length.shape or position.ndim != 1:
-            raise DiffrecError(f"position and length must be 1-D arrays of one shape, got {position.shape} "
-                               f"and {length.shape}")
-        if len(position) and ((position < 0).any() or (position >= length).any()):
-            raise DiffrecError("every position must lie in 0..length-1")
+        position, length = checked_positions(position, length)
         return exp_decay_weights(position, length, self.w_min, self.w_max, self.half_life)
