@@ -102,7 +102,7 @@ BROKEN_WARNING = "warning: plugin 'broken' failed to load: RuntimeError: boom at
 HOOKFAIL_WARNING = "warning: plugin 'hookfail' failed in register_noise_schedules: boom in hook"
 
 
-def test_failing_plugins_are_reported_and_isolated(broken_site, tiny_home, monkeypatch):
+def test_failing_plugins_are_reported_and_isolated(broken_site, demo_home, monkeypatch):
     monkeypatch.syspath_prepend(str(broken_site))
     plugins = get_plugins()
     assert BROKEN_WARNING in plugins.problems
@@ -112,9 +112,9 @@ def test_failing_plugins_are_reported_and_isolated(broken_site, tiny_home, monke
     assert "broken" not in names and {"hookfail", "example", "diffrec"} <= set(names)
     assert plugins.registry.get("reweighting", "hookfail-none").plugin == "hookfail"  # its other hook ran
     settings = [f"--set={k}={v}" for k, v in {**FAST_MODEL, **FAST_TRAIN}.items()]
-    result = runner.invoke(app, ["train", "--dataset", "tiny", "--quiet", "--no-live", *settings])
+    result = runner.invoke(app, ["train", "--dataset", "demo", "--quiet", "--no-live", *settings])
     assert result.exit_code == 0, result.output
-    assert len(list(tiny_home.runs_dir.iterdir())) == 1
+    assert len(list(demo_home.runs_dir.iterdir())) == 1
 
 
 def test_failing_plugins_leave_help_working_in_a_fresh_process(broken_site, home):
