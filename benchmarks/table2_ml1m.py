@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import SHARED_DATA, peak_rss_mb, print_json_line, shared_folder  # noqa: E402
 from reproduce_ml1m import MODEL as DIFFREC_CLEAN_MODEL  # noqa: E402
@@ -29,7 +28,6 @@ from reproduce_ml1m import TRAIN as DIFFREC_CLEAN_TRAIN  # noqa: E402
 
 from diffrec_cli.config import resolve_settings  # noqa: E402
 from diffrec_cli.data.ingest import import_split_folder  # noqa: E402
-from diffrec_cli.errors import DiffrecError  # noqa: E402
 from diffrec_cli.models.build import build_component, build_model  # noqa: E402
 from diffrec_cli.plugins import load_plugins  # noqa: E402
 from diffrec_cli.training.loop import fit, pick_device  # noqa: E402
@@ -112,23 +110,9 @@ REFERENCE_TEMPORAL = {
 EASE_TARGET_R20 = 0.178
 
 
-class _TimeLinear:
-    """Fallback for T-DiffRec's linear weights when no ``time-linear`` reweighting is registered."""
-
-    config = dict(TEMPORAL_WEIGHTS)
-
-    def weights(self, position: np.ndarray, length: np.ndarray) -> np.ndarray:
-        w_min, w_max = TEMPORAL_WEIGHTS["w_min"], TEMPORAL_WEIGHTS["w_max"]
-        share = np.where(length > 1, position / np.maximum(length - 1.0, 1.0), 1.0)
-        return (w_min + share * (w_max - w_min)).astype(np.float32)
-
-
 def temporal_reweighting(registry):
-    try:
-        obj, _ = build_component(registry, "reweighting", "time-linear", dict(TEMPORAL_WEIGHTS), set())
-        return obj, "registered time-linear"
-    except DiffrecError:
-        return _TimeLinear(), "benchmark's own linear weights (no time-linear reweighting registered)"
+    obj, _ = build_component(registry, "reweighting", "time-linear", dict(TEMPORAL_WEIGHTS), set())
+    return obj
 
 
 def run_one(registry, data, name: str, entry: dict, *, seed: int, device: str, max_epochs: int | None,
@@ -150,7 +134,7 @@ def run_one(registry, data, name: str, entry: dict, *, seed: int, device: str, m
 
 def fmt_row(label: str, values, extra: str = "") -> str:
     cells = "".join(f"{v:>8.4f}" if v is not None else f"{'-':>8}" for v in values)
-    return f"{label:34}{cells}{extra}"
+    return f"{label:40}{cells}{extra}"
 
 
 def main() -> None:
@@ -184,7 +168,7 @@ def main() -> None:
     if args.temporal:
         if args.noisy:
             parser.error("--temporal runs on ML-1M clean; leave out --noisy")
-        reweighting, note_reweighting = temporal_reweighting(registry)
+        reweighting = temporal_reweighting(registry)
         jobs += [(f"{name} + time-linear", name, TEMPORAL_SETTINGS[name], reweighting) for name in TEMPORAL_MODELS
                  if wanted is None or name in wanted or f"{name}+t" in wanted]
     unknown = set(wanted or ()) - set(table) - {f"{m}+t" for m in TEMPORAL_MODELS}
@@ -207,7 +191,7 @@ def main() -> None:
     title = "Table 3 (noisy)" if args.noisy else "Table 2 (clean)"
     print()
     print(f"ML-1M {split.split('_')[1]}: ours (test, selected on validation R@20) beside the paper's {title}")
-    print(f"{'':34}{'R@10':>8}{'R@20':>8}{'N@10':>8}{'N@20':>8}   {'R@20 vs paper':>14}{'epochs':>10}"
+    print(f"{'':40}{'R@10':>8}{'R@20':>8}{'N@10':>8}{'N@20':>8}   {'R@20 vs paper':>14}{'epochs':>10}"
           f"{'train s':>9}{'params':>10}")
     shortfalls = []
     for label, row in rows.items():
@@ -231,7 +215,7 @@ def main() -> None:
         for label, values in references.items():
             print(fmt_row("  " + label, values))
     if note_reweighting:
-        print(f"time-linear rows: {note_reweighting}, w_min {TEMPORAL_WEIGHTS['w_min']}, w_max {TEMPORAL_WEIGHTS['w_max']}")
+        print(f"time-linear rows: w_min {TEMPORAL_WEIGHTS['w_min']}, w_max {TEMPORAL_WEIGHTS['w_max']}")
     print(f"wall time {wall:.0f} s for {len(rows)} models; peak RSS {peak_rss_mb():.0f} MB")
     if shortfalls:
         print("short of the acceptance bar: " + "; ".join(shortfalls))

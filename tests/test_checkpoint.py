@@ -119,3 +119,15 @@ def test_served_model_refuses_a_changed_dataset(trained, tmp_path):
     other.save(make_tiny(seed=1))  # same name and shape, different interactions
     with pytest.raises(DiffrecError, match="changed"):
         load_served(str(outcome.run.path), registry, home=other)
+
+
+def test_the_seed_setting_fixes_the_whole_run(trained, tmp_path):
+    """Two trainings with the same seed in one process give the same weights, whatever ran in between."""
+    home, registry, outcome = trained
+    settings = resolve_settings({}, {**FAST_MODEL, **FAST_TRAIN}, dataset="tiny", device="cpu")
+    torch.manual_seed(12345)  # global state a previous job might have left behind
+    torch.rand(7)
+    again = train(settings, registry, home=home)
+    for key, value in outcome.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+    assert again.result.test == outcome.result.test

@@ -185,3 +185,22 @@ def test_recommend_users_file_to_csv_and_parquet(trained_run, tmp_path):
     one = pl.read_csv(out2, schema_overrides={"user": pl.String, "item": pl.String})
     assert one["item"].to_list() == csv.filter(pl.col("user") == "u5")["item"].to_list()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["data", "import", "--help"], "User id column [default: guessed]."),
+    (["data", "import-split", "--help"], "[item_emb.npy]"),
+    (["train", "--help"], "([train] and [model] tables"),
+    (["tune", "--help"], "a [search] table"),
+])
+def test_help_shows_square_brackets_literally(args, shown):
+    # rich reads "[word]" as a style tag and drops it unless escaped
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
+    assert result.exit_code == 0
+    assert shown in " ".join(plain(result.output).split())
+
+
+def test_error_messages_keep_square_brackets(home):
+    result = CliRunner().invoke(app, ["train", "--dataset", "[bold]nope", "--home", str(home.root)])
+    assert result.exit_code == 2
+    assert "[bold]nope" in plain(result.output)

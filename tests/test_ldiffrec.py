@@ -231,7 +231,8 @@ def test_checkpoint_round_trip_restores_the_clustering_without_the_data(tmp_path
 def ordered_home(tmp_path) -> DataHome:
     """A data home holding the tiny data with a stored chronological order (users' rows as listed)."""
     data = make_tiny()
-    data.train_order = (np.arange(data.train.nnz) - np.repeat(data.train.indptr[:-1], np.diff(data.train.indptr))).astype(np.int32)
+    starts = np.repeat(data.train.indptr[:-1], np.diff(data.train.indptr))
+    data.train_order = (np.arange(data.train.nnz) - starts).astype(np.int32)
     data.item_emb = svd_item_factors(data.train, 4)
     home = DataHome(tmp_path / "home")
     home.save(data)

@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from diffrec_cli.config import resolve_settings
 from diffrec_cli.data.ingest import import_split_folder
 from diffrec_cli.data.reweighting import TimeLinearReweighting
+from diffrec_cli.data.sparse import dense_rows
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import get_registry
@@ -55,13 +57,16 @@ def write_ordered_split(folder, with_emb: bool = False):
     return folder
 
 
+def row_values(matrix, user: int) -> dict[int, float]:
+    row = matrix.getrow(user)
+    return dict(zip(row.indices.tolist(), np.round(row.data.astype(np.float64), 6).tolist()))
+
+
 def test_training_matrix_follows_the_stored_chronological_order(tmp_path):
     data = import_split_folder(write_ordered_split(tmp_path / "split"), "ordered")
     matrix = training_matrix(data, TimeLinearReweighting(w_min=0.1))
-    row = matrix.getrow(0)
-    assert dict(zip(row.indices.tolist(), np.round(row.data.astype(np.float64), 6).tolist())) == {5: 0.1, 2: 0.55, 7: 1.0}
-    row = matrix.getrow(1)  # items 1, 3, 9 in that order
-    assert dict(zip(row.indices.tolist(), np.round(row.data.astype(np.float64), 6).tolist())) == {1: 0.1, 3: 0.55, 9: 1.0}
+    assert row_values(matrix, 0) == {5: 0.1, 2: 0.55, 7: 1.0}
+    assert row_values(matrix, 1) == {1: 0.1, 3: 0.55, 9: 1.0}  # items 1, 3, 9 in that order
     # the binary matrix (masks, ground truth) is untouched
     assert set(data.train.data.tolist()) == {1.0}
 
@@ -80,11 +85,14 @@ def test_train_records_and_serves_the_reweighting(tmp_path, model, sets, expecte
     assert meta["model"]["name"] == model
     assert meta["reweighting"]["name"] == expected[0]
     served = load_served(outcome.run.id, get_registry(), home=home)
-    row = served.inputs.getrow(0)
-    values = dict(zip(row.indices.tolist(), np.round(row.data.astype(np.float64), 6).tolist()))
+    values = row_values(served.inputs, 0)
     if expected[1] is None:
         assert values == {2: 1.0, 5: 1.0, 7: 1.0}
     else:
         assert meta["reweighting"]["config"] == {"w_min": expected[1], "w_max": 1.0}
         assert values == {5: expected[1], 2: round((expected[1] + 1.0) / 2, 6), 7: 1.0}
     np.testing.assert_array_equal(served.inputs.data, outcome.inputs.data)
+    # checkpoint round trip: the reloaded model scores the served (reweighted) rows exactly as the trained one
+    x = dense_rows(served.inputs, np.arange(served.inputs.shape[0]))
+    outcome.model.eval()
+    assert torch.equal(served.model.scores(None, x), outcome.model.scores(None, x))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from diffrec_cli.errors import DiffrecError
 
@@ -16,13 +17,14 @@ err_console = Console(stderr=True)
 
 HomeOption = Annotated[
     Optional[str],
-    typer.Option("--home", envvar="DIFFREC_HOME", help="Data home for datasets and runs [default: ~/.local/share/diffrec]."),
+    typer.Option("--home", envvar="DIFFREC_HOME", help="Data home for datasets and runs \\[default: ~/.local/share/diffrec]."),
 ]
 
 
 def fail(message: str) -> None:
     """One line on stderr, exit code 2: the contract for every user-fixable problem."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages quote user input and settings, whose [brackets] are not rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -23,11 +23,11 @@ def import_log(
                                           "or the authors' split folder."),
     name: str = typer.Option(..., "--name", help="Name to store it under."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv, parquet, ml-1m, ml-100k, recbole or "
-                                                            "split-folder [default: from the file name]."),
-    user: Optional[str] = typer.Option(None, "--user", help="User id column [default: guessed]."),
-    item: Optional[str] = typer.Option(None, "--item", help="Item id column [default: guessed]."),
-    rating: Optional[str] = typer.Option(None, "--rating", help="Rating column [default: guessed; none is fine]."),
-    time: Optional[str] = typer.Option(None, "--time", help="Timestamp column (numbers or dates) [default: guessed]."),
+                                                            "split-folder \\[default: from the file name]."),
+    user: Optional[str] = typer.Option(None, "--user", help="User id column \\[default: guessed]."),
+    item: Optional[str] = typer.Option(None, "--item", help="Item id column \\[default: guessed]."),
+    rating: Optional[str] = typer.Option(None, "--rating", help="Rating column \\[default: guessed; none is fine]."),
+    time: Optional[str] = typer.Option(None, "--time", help="Timestamp column (numbers or dates) \\[default: guessed]."),
     separator: Optional[str] = typer.Option(None, "--separator", help="Field separator of a CSV/TSV file."),
     force: bool = typer.Option(False, "--force", help="Replace an existing log (or dataset) of that name."),
     home: HomeOption = None,
@@ -135,12 +135,12 @@ def generate(
 @app.command("import-split")
 @handles_errors
 def import_split(
-    folder: Path = typer.Argument(..., help="Folder with train_list.npy, valid_list.npy, test_list.npy [item_emb.npy]."),
+    folder: Path = typer.Argument(..., help="Folder with train_list.npy, valid_list.npy, test_list.npy \\[item_emb.npy]."),
     name: str = typer.Option(..., "--name", help="Name to store the dataset under."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset of that name."),
     home: HomeOption = None,
 ) -> None:
-    """Import the DiffRec authors' split format (rows of [user, item] with dense ids)."""
+    """Import the DiffRec authors' split format (rows of \\[user, item] with dense ids)."""
     from diffrec_cli.data.ingest import import_split_folder
     from diffrec_cli.data.store import DataHome, check_name
 

@@ -12,9 +12,9 @@ from diffrec_cli.cli.common import HomeOption, console, handles_errors
 
 @handles_errors
 def train_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name [default: diffrec]."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Prepared dataset name [default: demo]."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file of settings ([train] and [model] tables or flat keys)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name \\[default: diffrec]."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Prepared dataset name \\[default: demo]."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file of settings (\\[train] and \\[model] tables or flat keys)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", "-s", help="key=value setting; repeatable (e.g. --set steps=40 --set lr=5e-4)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),

@@ -110,8 +110,8 @@ def results_table(result: Any, limit: int | None = None, *, show_runs: bool = Tr
 def tune_command(
     model: str = typer.Option("diffrec", "--model", "-m", help="Registered model name."),
     dataset: str = typer.Option("demo", "--dataset", "-d", help="Prepared dataset name."),
-    space: Optional[Path] = typer.Option(None, "--space", help="TOML file: a [search] table (lists of choices, or "
-                                         "{loguniform|uniform|int = [lo, hi]}) plus fixed settings. Default: the "
+    space: Optional[Path] = typer.Option(None, "--space", help="TOML file: a \\[search] table (lists of choices, or "
+                                         "{loguniform|uniform|int = \\[lo, hi]}) plus fixed settings. Default: the "
                                          "model's own space (the paper's §4.1.3 scopes for its models)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", "-s", help="Fixed key=value setting for every trial; repeatable."),
     strategy: str = typer.Option("auto", "--strategy", help="grid, random, or auto (grid when it fits --max-trials)."),

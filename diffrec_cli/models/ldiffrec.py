@@ -144,7 +144,8 @@ class LDiffRec(Recommender):
             (0.0 <= dropout < 1.0 and 0.0 <= denoiser_dropout < 1.0, "dropouts must lie in [0, 1)"),
             (lam >= 0 and lam_floor >= 0 and lam_epochs >= 0, "lam, lam_floor and lam_epochs must be >= 0"),
             (kl_cap >= 0 and kl_anneal_batches >= 0, "kl_cap and kl_anneal_batches must be >= 0"),
-            (decode_from in ("denoised", "sampled"), f"decode_from must be 'denoised' or 'sampled', got {decode_from!r}"),
+            (decode_from in ("denoised", "sampled"),
+             f"decode_from must be 'denoised' or 'sampled', got {decode_from!r}"),
             (denoiser_lr >= 0, f"denoiser_lr must be >= 0, got {denoiser_lr}"),
         ]
         for ok, message in checks:

@@ -219,6 +219,7 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     reweighting_name = config.reweighting or getattr(registry.get("model", config.model).cls, "default_reweighting", "none")
     reweighting, reweighting_spec = build_component(registry, "reweighting", reweighting_name, settings.model, used)
     model_settings = {k: v for k, v in settings.model.items() if k not in used}
+    seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
     model, spec = build_model(registry, config.model, model_settings, n_users=data.n_users, n_items=data.n_items,
                               data=data)
     callbacks = [build_component(registry, "callback", name, {}, set())[0] for name in config.callbacks]

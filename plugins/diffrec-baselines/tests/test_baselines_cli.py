@@ -72,8 +72,9 @@ def test_train_eval_recommend(baselines_home, model):
     final = run["final"]
     if model == "ease":
         assert final["epochs_run"] == 1 and final["best_epoch"] == 1  # closed form: one fit, one evaluation
-    # a model that learned the blocks beats chance (Recall@10 of a random ranking here is about 10/19)
-    assert final["test"]["recall@10"] > 0.6
+    # a model that learned the blocks beats chance (Recall@10 of a random ranking here is about 10/19);
+    # MultiVAE learns slowest in two epochs
+    assert final["test"]["recall@10"] > {"multivae": 0.6, "ease": 0.9, "lightgcn": 0.8}[model]
     meta = json.loads((baselines_home.runs_dir / run["id"] / "checkpoint" / "checkpoint.json").read_text())
     assert meta["model"]["plugin"] == "baselines"
     result = _cli("eval", run["id"], "--json")
