@@ -102,7 +102,10 @@ class SearchSpace:
                 kind, bounds = next(iter(value.items()))
                 if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
                     raise DiffrecError(f"search space: {name!r}: {kind} needs [lo, hi], got {bounds!r}")
-                ranges[key] = (kind, float(bounds[0]), float(bounds[1]))
+                try:
+                    ranges[key] = (kind, float(bounds[0]), float(bounds[1]))
+                except (TypeError, ValueError):
+                    raise DiffrecError(f"search space: {name!r}: {kind} bounds must be numbers, got {bounds!r}") from None
             elif isinstance(value, (list, tuple)):
                 choices[key] = list(value)
             else:
@@ -188,8 +191,8 @@ def parse_duration(text: str | float | int | None) -> float | None:
                 raise DiffrecError(f"cannot read {text!r} as a duration (e.g. 600, 90s, 15m, 2h)") from None
             h, m, s = (float(p) if p else 0.0 for p in parts.groups())
             seconds = 3600 * h + 60 * m + s
-    if seconds <= 0:
-        raise DiffrecError(f"a timeout must be positive, got {text!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise DiffrecError(f"a timeout must be a positive number of seconds, got {text!r}")
     return seconds
 
 
@@ -257,6 +260,7 @@ class TuneResult:
     trials: list[Trial]
     seconds: float = 0.0
     timed_out: bool = False
+    interrupted: bool = False  # Ctrl-C: the running trial kept its best evaluation, the rest were skipped
 
     @property
     def ranked(self) -> list[Trial]:
@@ -274,6 +278,7 @@ class TuneResult:
         return {"tune_id": self.tune_id, "model": self.model, "dataset": self.dataset, "strategy": self.strategy,
                 "metric": self.metric, "selection": f"validation {self.metric}; test metrics are reported only",
                 "fixed": self.fixed, "space": self.space, "seconds": self.seconds, "timed_out": self.timed_out,
+                "interrupted": self.interrupted,
                 "selected": best.number if best else None, "trials": [asdict(t) for t in self.trials]}
 
 
@@ -317,7 +322,7 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
     write_json(folder / "tune.json", result.to_dict())
     try:
         for trial, point in zip(result.trials, points):
-            if out_of_time() or should_stop():
+            if result.interrupted or out_of_time() or should_stop():
                 result.timed_out = out_of_time()
                 trial.status = "skipped"
                 continue
@@ -329,11 +334,16 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
                                 should_stop=lambda: out_of_time() or should_stop())
             except DiffrecError as exc:
                 trial.status, trial.error = "failed", str(exc)
+            except KeyboardInterrupt:  # Ctrl-C before the trial's training loop began
+                trial.status, result.interrupted = "stopped", True
             except Exception as exc:  # a diverging trial must not end the search
                 trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
             else:
                 fit = outcome.result
                 trial.status = "stopped" if fit.interrupted else "finished"
+                # fit() turns Ctrl-C into an interrupted result; unless the deadline or the caller stopped the
+                # trial, that was the user, and it ends the whole search as it would a single run
+                result.interrupted = fit.interrupted and not (out_of_time() or should_stop())
                 trial.run_id, trial.run_path = outcome.run.id, str(outcome.run.path)
                 trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
                 trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run

@@ -69,6 +69,15 @@ def test_kmeans_assigns_every_item_once_and_is_repeatable():
         kmeans(points, 22)
 
 
+def test_kmeans_with_repeated_points_never_leaves_a_cluster_empty():
+    repeated = np.zeros((6, 3))
+    with pytest.raises(DiffrecError, match="only 1 of them differ"):
+        kmeans(repeated, 2)
+    repeated[4:] = 1.0  # two distinct points, each repeated: exactly the two groups
+    labels, _ = kmeans(repeated, 2, seed=0)
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1]
+
+
 def test_svd_item_factors_are_seeded_and_separate_blocks():
     data = make_tiny()  # users like one of three 10-item blocks
     f1 = svd_item_factors(data.train, 8, seed=0)

@@ -67,6 +67,9 @@ def test_training_matrix_follows_the_stored_chronological_order(tmp_path):
     matrix = training_matrix(data, TimeLinearReweighting(w_min=0.1))
     assert row_values(matrix, 0) == {5: 0.1, 2: 0.55, 7: 1.0}
     assert row_values(matrix, 1) == {1: 0.1, 3: 0.55, 9: 1.0}  # items 1, 3, 9 in that order
+    # w_min = 0: the oldest interaction leaves the input instead of being stored as an explicit 0
+    zero = training_matrix(data, TimeLinearReweighting(w_min=0.0))
+    assert row_values(zero, 0) == {2: 0.5, 7: 1.0} and zero.nnz == data.train.nnz - 3  # one per user
     # the binary matrix (masks, ground truth) is untouched
     assert set(data.train.data.tolist()) == {1.0}
 

@@ -13,6 +13,7 @@ from diffrec_cli.cli.app import app
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import get_registry
 from diffrec_cli.runs import list_runs
+from diffrec_cli.training.events import Evaluated
 from diffrec_cli.tuning import (SearchSpace, Trial, TuneResult, default_space, parse_duration, plan_trials,
                                 read_space_file, tune)
 
@@ -66,8 +67,14 @@ def test_plan_trials_grid_random_auto():
 def test_parse_duration():
     assert parse_duration("90") == 90 and parse_duration("15m") == 900 and parse_duration("1h30m") == 5400
     assert parse_duration(None) is None
-    with pytest.raises(DiffrecError):
-        parse_duration("soon")
+    for bad in ("soon", "nan", "-5", "0"):
+        with pytest.raises(DiffrecError):
+            parse_duration(bad)
+
+
+def test_range_bounds_must_be_numbers():
+    with pytest.raises(DiffrecError, match="bounds must be numbers"):
+        SearchSpace.from_dict({"lr": {"uniform": ["a", 1]}})
 
 
 def test_selection_uses_validation_only():
@@ -126,3 +133,22 @@ def test_tune_records_failed_trials_and_timeout(tiny_home, monkeypatch):
     assert "dropout" in result.trials[1].error and result.best.number == 1
     with pytest.raises(DiffrecError, match="no trial"):
         tune("diffrec", "tiny", get_registry(), home=tiny_home, space=space, fixed=fixed, timeout=1e-9)
+
+
+def test_ctrl_c_in_a_trial_ends_the_search(tiny_home, monkeypatch):
+    monkeypatch.setenv("DIFFREC_LOAD_PLUGINS", "")
+    fixed = {"epochs": 3, "eval_every": 1, "steps": 5, "dims": [8], "emb_size": 4, "device": "cpu"}
+    evaluations = []
+
+    def press_ctrl_c_on_the_second_evaluation(event):
+        if isinstance(event, Evaluated):
+            evaluations.append(event.epoch)
+            if len(evaluations) == 2:
+                raise KeyboardInterrupt
+
+    result = tune("diffrec", "tiny", get_registry(), home=tiny_home, space=SearchSpace({"lr": [1e-3, 1e-2, 1e-1]}),
+                  fixed=fixed, reporter=press_ctrl_c_on_the_second_evaluation)
+    assert result.interrupted and not result.timed_out
+    assert [t.status for t in result.trials] == ["stopped", "skipped", "skipped"]
+    assert result.best.number == 1 and result.best.run_id  # the first trial's best evaluation still counts
+    assert evaluations == [1, 2]

@@ -37,6 +37,9 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc))
         except MemoryError:
             fail("out of memory; try a smaller batch_size or eval_batch_size")
+        except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own): no traceback
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper
 

@@ -68,7 +68,6 @@ def results_table(result: Any, limit: int | None = None, *, show_runs: bool = Tr
     """Trials sorted by the validation metric (best first); failed and skipped trials last. ``show_runs``
     adds the run-id column (wide terminals: the ids are also in tune.json)."""
     metric = result.metric
-    k = metric.partition("@")[2]
     names = list(result.space)
     table = Table(title=f"{result.model} on {result.dataset}: {len(result.trials)} trials, sorted by validation {metric}",
                   caption="test metrics are reported for information; selection uses validation only")
@@ -143,8 +142,12 @@ def tune_command(
     if epochs is not None:
         fixed["epochs"] = epochs
     reporter = silent if as_json else TuneReporter(console, live=live)
-    result = tune(model, dataset, reg, home=DataHome(home), space=search, fixed=fixed, strategy=strategy,
-                  max_trials=max_trials, timeout=parse_duration(timeout), seed=seed, reporter=reporter)
+    try:
+        result = tune(model, dataset, reg, home=DataHome(home), space=search, fixed=fixed, strategy=strategy,
+                      max_trials=max_trials, timeout=parse_duration(timeout), seed=seed, reporter=reporter)
+    finally:
+        if isinstance(reporter, TuneReporter):
+            reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -156,6 +159,8 @@ def tune_command(
                   f"test recall@{k} {best.test.get(f'recall@{k}', float('nan')):.4f}, "
                   f"ndcg@{k} {best.test.get(f'ndcg@{k}', float('nan')):.4f} (reported, not used for selection)",
                   highlight=False)
+    if result.interrupted:
+        console.print("interrupted (Ctrl-C): the remaining trials were skipped")
     if result.timed_out:
         console.print(f"stopped by --timeout after {result.seconds:.0f}s; skipped trials are listed last")
     console.print(f"selected run: {best.run_path}")

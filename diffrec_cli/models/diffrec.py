@@ -58,22 +58,8 @@ class DiffRec(Recommender):
         return self.diffusion.mean_loss_per_step()
 
     def can_fuse(self) -> bool:
-        d = self.diffusion
-        return (d.prediction == "x0" and self.denoiser.supports_fusion() and not self.training
-                and (d.noiseless or float(d.posterior_mean_coef_xt[0]) == 0.0))
+        return self.diffusion.can_fuse(self.denoiser)
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor, *, fused: bool | None = None) -> torch.Tensor:
-        d = self.diffusion
-        if fused is None:
-            fused = self.can_fuse()
-        if not fused:
-            return d.denoise(self.denoiser, x, self.noising_steps)
-        start = d.noised_start(x, self.noising_steps)
-        if d.noiseless:
-            coef_x0, coef_xt = [1.0] * d.steps, [0.0] * d.steps
-        else:
-            # coefficients for steps T−1..0, as Python floats so no per-step device ops are needed
-            coef_x0 = d.posterior_mean_coef_x0.flip(0).tolist()
-            coef_xt = d.posterior_mean_coef_xt.flip(0).tolist()
-        return coef_x0[-1] * self.denoiser.fused_denoise(start, coef_x0, coef_xt)
+        return self.diffusion.reverse(self.denoiser, x, self.noising_steps, fused=fused)

@@ -26,11 +26,8 @@ def _plus_plus(x: torch.Tensor, k: int, x_sq: torch.Tensor, generator: torch.Gen
     centers = x[first:first + 1].clone()
     closest = _sq_distances(x, centers, x_sq)[:, 0]
     for _ in range(1, k):
-        total = float(closest.sum())
-        if total <= 0.0:  # every point sits on a center already: take any point not yet chosen
-            pick = int(torch.randint(n, (1,), generator=generator))
-        else:
-            pick = int(torch.multinomial(closest / total, 1, generator=generator))
+        # chosen points have D = 0, so with at least k distinct points (checked by the caller) every draw is new
+        pick = int(torch.multinomial(closest / closest.sum(), 1, generator=generator))
         centers = torch.cat([centers, x[pick:pick + 1]])
         closest = torch.minimum(closest, _sq_distances(x, centers[-1:], x_sq)[:, 0])
     return centers
@@ -79,6 +76,9 @@ def kmeans(points: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_init: 
     n = x.shape[0]
     if not 1 <= k <= n:
         raise DiffrecError(f"cannot make {k} clusters of {n} points")
+    distinct = torch.unique(x, dim=0).shape[0]
+    if distinct < k:
+        raise DiffrecError(f"cannot make {k} clusters of {n} points: only {distinct} of them differ")
     x_sq = (x * x).sum(1)
     generator = torch.Generator().manual_seed(int(seed))
     best: tuple[torch.Tensor, torch.Tensor, float] | None = None
@@ -88,6 +88,8 @@ def kmeans(points: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_init: 
         if best is None or run[2] < best[2]:
             best = run
     labels, centers, _ = best
+    if torch.bincount(labels, minlength=k).min() == 0:  # Lloyd could not refill an emptied cluster
+        raise DiffrecError(f"k-means left a cluster empty; use fewer than {k} clusters")
     # renumber clusters by first appearance
     first_row = torch.full((k,), n, dtype=torch.long).scatter_reduce_(0, labels, torch.arange(n), reduce="amin")
     order = torch.argsort(first_row, stable=True)

@@ -28,6 +28,7 @@ from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.base import Batch, Recommender, adamw
 from diffrec_cli.models.denoiser import MLPDenoiser
 from diffrec_cli.models.kmeans import kmeans, svd_item_factors
+from diffrec_cli.models.losses import annealed_weight, gaussian_kl
 
 SVD_DIM = 64  # size of the SVD item factors used when a dataset has no item embeddings (LightGCN's 64)
 
@@ -319,9 +320,7 @@ class LDiffRec(Recommender):
     # ----- training -----------------------------------------------------------------------------
     def kl_weight(self) -> float:
         """γ after ``batches_seen`` batches."""
-        if self.kl_anneal_batches == 0:
-            return self.kl_cap
-        return min(self.kl_cap, self.batches_seen / self.kl_anneal_batches)
+        return annealed_weight(self.kl_cap, self.batches_seen, self.kl_anneal_batches)
 
     def diffusion_lambda(self) -> float:
         """λ after ``epochs_done`` epochs."""
@@ -348,8 +347,7 @@ class LDiffRec(Recommender):
         logits = self.decode(z0_hat if self.decode_from == "denoised" else z)
         # multinomial log-likelihood Σ_i x_i·log softmax(logits)_i, over the nonzeros only
         nll = -(F.log_softmax(logits, dim=1)[rows, position] * values).sum() / x.shape[0]
-        kl = -0.5 * torch.mean(torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp(), dim=1))
-        return {"diffusion": diffusion.mean(), "nll": nll, "kl": kl}
+        return {"diffusion": diffusion.mean(), "nll": nll, "kl": gaussian_kl(mu, logvar)}
 
     def loss(self, batch: Batch) -> torch.Tensor:
         terms = self.losses(batch.x)
@@ -366,23 +364,8 @@ class LDiffRec(Recommender):
 
     # ----- inference ----------------------------------------------------------------------------
     def reverse(self, z: torch.Tensor) -> torch.Tensor:
-        """Algorithm 2 in the latent space: noise z for T' steps, then T deterministic denoising steps.
-
-        With x0-prediction in eval mode the denoiser's fused recursion is used (same result up to
-        float rounding, about half the work per step).
-        """
-        d = self.diffusion
-        fuse = (d.prediction == "x0" and not self.training and self.denoiser.supports_fusion()
-                and (d.noiseless or float(d.posterior_mean_coef_xt[0]) == 0.0))
-        if not fuse:
-            return d.denoise(self.denoiser, z, self.noising_steps)
-        start = d.noised_start(z, self.noising_steps)
-        if d.noiseless:
-            coef_x0, coef_xt = [1.0] * d.steps, [0.0] * d.steps
-        else:
-            coef_x0 = d.posterior_mean_coef_x0.flip(0).tolist()
-            coef_xt = d.posterior_mean_coef_xt.flip(0).tolist()
-        return coef_x0[-1] * self.denoiser.fused_denoise(start, coef_x0, coef_xt)
+        """Algorithm 2 in the latent space: noise z for T' steps, then T deterministic denoising steps."""
+        return self.diffusion.reverse(self.denoiser, z, self.noising_steps)
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

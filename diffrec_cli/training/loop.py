@@ -87,6 +87,8 @@ def training_matrix(data: InteractionData, reweighting: Any | None):
     length_per_entry = np.repeat(lengths, lengths)
     matrix = data.train.copy()
     matrix.data = np.asarray(reweighting.weights(np.asarray(data.train_order), length_per_entry), dtype=np.float32)
+    # a zero weight (w_min = 0) means "not in the input": pairwise models and graphs read stored entries as positives
+    matrix.eliminate_zeros()
     return matrix
 
 

@@ -17,23 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.base import Batch, Recommender
+from diffrec_cli.models.losses import annealed_weight, gaussian_kl
 
-LRS = [1e-5, 1e-4, 1e-3, 1e-2]
+from diffrec_baselines._common import LRS, check
+
 # paper §4.1.3: "CDAE & MultiDAE & MultiDAE++ & MultVAE": weight decay and dropout
 AE_SPACE: dict[str, list] = {"lr": LRS, "weight_decay": [0.0, 1e-3, 1e-1], "dropout": [0.1, 0.3, 0.5]}
 ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise DiffrecError(message)
-
-
 def _dims(dims: Sequence[int]) -> tuple[int, ...]:
     dims = tuple(int(d) for d in dims)
-    _check(len(dims) > 0 and min(dims) > 0, f"dims must be a non-empty list of positive sizes, got {list(dims)}")
+    check(len(dims) > 0 and min(dims) > 0, f"dims must be a non-empty list of positive sizes, got {list(dims)}")
     return dims
 
 
@@ -60,11 +56,6 @@ def multinomial_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -(F.log_softmax(logits, dim=-1) * x).sum(dim=-1).mean()
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp logvar)) ‖ N(0, I)) per row, averaged over the batch."""
-    return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)).mean()
-
-
 class MultiDAE(Recommender):
     """Mult-DAE (Liang et al., 2018): dropout-corrupted, L2-normalised input, tanh MLP, multinomial loss."""
 
@@ -75,7 +66,7 @@ class MultiDAE(Recommender):
     def __init__(self, n_users: int, n_items: int, *, dims: Sequence[int] = (200, 600), dropout: float = 0.5) -> None:
         super().__init__(n_users, n_items)
         dims = _dims(dims)
-        _check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
+        check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
         decoder = [*dims, n_items]
         self.encoder = _linears(decoder[::-1])
         self.decoder = _linears(decoder)
@@ -140,9 +131,9 @@ class MultiVAE(Recommender):
                  anneal_cap: float = 0.3, anneal_steps: int = 200) -> None:
         super().__init__(n_users, n_items)
         dims = _dims(dims)
-        _check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
-        _check(anneal_cap >= 0, f"anneal_cap must be >= 0, got {anneal_cap}")
-        _check(anneal_steps >= 0, f"anneal_steps must be >= 0, got {anneal_steps}")
+        check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
+        check(anneal_cap >= 0, f"anneal_cap must be >= 0, got {anneal_cap}")
+        check(anneal_steps >= 0, f"anneal_steps must be >= 0, got {anneal_steps}")
         decoder = [*dims, n_items]
         encoder = decoder[::-1]
         encoder[-1] *= 2  # mean and log-variance
@@ -154,9 +145,7 @@ class MultiVAE(Recommender):
         self.config = dict(dims=list(dims), dropout=dropout, anneal_cap=anneal_cap, anneal_steps=anneal_steps)
 
     def kl_weight(self) -> float:
-        if self.anneal_steps == 0:
-            return self.anneal_cap
-        return min(self.anneal_cap, self.updates / self.anneal_steps)
+        return annealed_weight(self.anneal_cap, self.updates, self.anneal_steps)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.dropout(F.normalize(x, dim=-1), self.dropout, self.training)
@@ -190,9 +179,9 @@ class CDAE(Recommender):
     def __init__(self, n_users: int, n_items: int, *, hidden: int = 200, dropout: float = 0.5,
                  activation: str = "relu") -> None:
         super().__init__(n_users, n_items)
-        _check(hidden > 0, f"hidden must be positive, got {hidden}")
-        _check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
-        _check(activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        check(hidden > 0, f"hidden must be positive, got {hidden}")
+        check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
+        check(activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
         self.encoder, self.decoder = _linears([n_items, hidden]), _linears([hidden, n_items])
         self.user_emb = nn.Embedding(n_users, hidden)
         nn.init.normal_(self.user_emb.weight, 0.0, 0.01)
@@ -233,9 +222,9 @@ class CODIGEM(Recommender):
 
     def __init__(self, n_users: int, n_items: int, *, steps: int = 5, beta: float = 1e-4, hidden: int = 200) -> None:
         super().__init__(n_users, n_items)
-        _check(steps >= 1, f"steps must be >= 1, got {steps}")
-        _check(0.0 < beta < 1.0, f"beta must lie in (0, 1), got {beta}")
-        _check(hidden > 0, f"hidden must be positive, got {hidden}")
+        check(steps >= 1, f"steps must be >= 1, got {steps}")
+        check(0.0 < beta < 1.0, f"beta must lie in (0, 1), got {beta}")
+        check(hidden > 0, f"hidden must be positive, got {hidden}")
         # five layers of units: n_items → hidden → hidden → hidden → output
         self.first = _linears([n_items, hidden, hidden, hidden, n_items])
         self.reverse = nn.ModuleList(_linears([n_items, hidden, hidden, hidden, 2 * n_items])

@@ -18,14 +18,9 @@ from torch import nn
 
 from diffrec_cli.errors import DiffrecError
 
+from diffrec_baselines._common import LRS, check
 from diffrec_baselines.pairwise import PairwiseRecommender, bpr_loss
 
-LRS = [1e-5, 1e-4, 1e-3, 1e-2]
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise DiffrecError(message)
 
 
 class MF(PairwiseRecommender):
@@ -43,9 +38,9 @@ class MF(PairwiseRecommender):
     def __init__(self, n_users: int, n_items: int, *, emb_size: int = 64, reg: float = 1e-4,
                  dropout: float = 0.0) -> None:
         super().__init__(n_users, n_items)
-        _check(emb_size > 0, f"emb_size must be positive, got {emb_size}")
-        _check(reg >= 0, f"reg must be >= 0, got {reg}")
-        _check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
+        check(emb_size > 0, f"emb_size must be positive, got {emb_size}")
+        check(reg >= 0, f"reg must be >= 0, got {reg}")
+        check(0.0 <= dropout < 1.0, f"dropout must lie in [0, 1), got {dropout}")
         self.user_emb = nn.Embedding(n_users, emb_size)
         self.item_emb = nn.Embedding(n_items, emb_size)
         nn.init.normal_(self.user_emb.weight, std=0.1)
@@ -56,9 +51,13 @@ class MF(PairwiseRecommender):
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_emb.weight, self.item_emb.weight
 
+    def user_vectors(self, user_all: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """The batch's user embeddings as the loss sees them: MF's dropout acts here."""
+        return F.dropout(user_all[users], self.dropout, self.training)
+
     def pair_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_all, item_all = self.final_embeddings()
-        u = F.dropout(user_all[users], self.dropout, self.training)
+        u = self.user_vectors(user_all, users)
         ranking = bpr_loss((u * item_all[pos]).sum(-1), (u * item_all[neg]).sum(-1))
         ego = self.user_emb(users).pow(2).sum() + self.item_emb(pos).pow(2).sum() + self.item_emb(neg).pow(2).sum()
         return ranking + self.reg * 0.5 * ego / len(users)
@@ -128,7 +127,7 @@ class LightGCN(MF):
     def __init__(self, n_users: int, n_items: int, *, emb_size: int = 64, layers: int = 2, reg: float = 1e-4,
                  dropout: float = 0.0) -> None:
         super().__init__(n_users, n_items, emb_size=emb_size, reg=reg, dropout=dropout)
-        _check(layers >= 0, f"layers must be >= 0, got {layers}")
+        check(layers >= 0, f"layers must be >= 0, got {layers}")
         self.layers = layers
         nn.init.normal_(self.user_emb.weight, std=0.1)
         nn.init.normal_(self.item_emb.weight, std=0.1)
@@ -199,12 +198,8 @@ class LightGCN(MF):
             self.set_graph(_scatter_rows(dense, rows, self.n_users))
         return super().loss(batch)
 
-    def pair_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        user_all, item_all = self.final_embeddings()
-        u = user_all[users]
-        ranking = bpr_loss((u * item_all[pos]).sum(-1), (u * item_all[neg]).sum(-1))
-        ego = self.user_emb(users).pow(2).sum() + self.item_emb(pos).pow(2).sum() + self.item_emb(neg).pow(2).sum()
-        return ranking + self.reg * 0.5 * ego / len(users)
+    def user_vectors(self, user_all: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        return user_all[users]  # LightGCN's dropout acts on the graph's edges instead
 
 
 def _scatter_rows(rows_matrix: sp.csr_matrix, users: np.ndarray, n_users: int) -> sp.csr_matrix:
