@@ -1,7 +1,7 @@
 """L-DiffRec, T-DiffRec and LT-DiffRec on ML-1M beside the paper (Tables 2, 3, 4, 6) and the authors' code.
 
-    python benchmarks/variants_ml1m.py [--only NAME[,NAME]] [--ldiffrec-seeds 1,2,3] [--seed 1] [--device cpu]
-                                       [--data-root PATH] [--list]
+    python benchmarks/variants_ml1m.py [--only NAME[,NAME]] [--ldiffrec-seeds 1,2,3] [--seed 1] [--seeds S,S]
+                                       [--jobs N] [--device cpu] [--data-root PATH] [--max-epochs N] [--list]
 
 Rows (the authors' ML-1M settings; ``--list`` prints them):
   ldiffrec-clean         L-DiffRec on ml-1m_clean (C = 2, latent 300, T = 40), over --ldiffrec-seeds
@@ -122,7 +122,7 @@ Why the authors' L-DiffRec code lands ~12% under the paper's Table 6 on ml-1m_cl
 
 
 # ----- one row, in a child process ------------------------------------------------------------------
-def run_row(name: str, seed: int, device: str, data_root: Path) -> dict:
+def run_row(name: str, seed: int, device: str, data_root: Path, max_epochs: int = 0) -> dict:
     import numpy as np
     import torch
 
@@ -145,7 +145,8 @@ def run_row(name: str, seed: int, device: str, data_root: Path) -> dict:
     if row.reweighting:
         spec = dict(row.reweighting)
         reweighting, _ = build_component(registry, "reweighting", spec.pop("name"), spec, set())
-    config = resolve_settings({**TRAIN, **row.train}, {}, seed=seed, device=device, dataset=data.name, model=row.model).train
+    train = {**TRAIN, **row.train, **({"epochs": max_epochs} if max_epochs else {})}
+    config = resolve_settings(train, {}, seed=seed, device=device, dataset=data.name, model=row.model).train
 
     def report(event):
         if isinstance(event, Evaluated):
@@ -182,6 +183,72 @@ def parameter_counts(data_root: Path) -> list[dict]:
     model, _ = build_model(registry, "diffrec", dict(DIFFREC_CLEAN), n_users=data.n_users, n_items=data.n_items)
     out.append({"C": "DiffRec", "params": model.parameter_count()})
     return out
+
+
+# ----- running the rows ---------------------------------------------------------------------------
+def _child_command(name: str, seed: int, device: str, data_root: Path, max_epochs: int) -> list[str]:
+    return [sys.executable, __file__, "--child", name, "--seed", str(seed), "--device", device,
+            "--data-root", str(data_root), "--max-epochs", str(max_epochs)]
+
+
+def _report(name: str, seed: int, result: dict) -> None:
+    print(f"  -> {name} (seed {seed}): best epoch {result['best_epoch']} of {result['epochs']}: "
+          + " ".join(f"{k} {result[k]:.4f}" for k in KEYS)
+          + f", {result['epoch_s']:.2f} s/epoch, {result['eval_s']:.2f} s/eval, {result['total_s']:.0f} s",
+          flush=True)
+
+
+def run_children(tasks: list[tuple[str, int]], jobs: int, device: str, data_root: Path, max_epochs: int = 0) -> dict:
+    """Run each (row, seed) in its own process, ``jobs`` at a time; {(row, seed): result}.
+
+    One at a time (the default) streams each child's progress; with several, only results are printed and
+    each child gets an equal share of the CPU threads, so timings are then those of a shared machine.
+    """
+    done: dict[tuple[str, int], dict] = {}
+    if jobs <= 1:
+        for name, seed in tasks:
+            print(f"{name} (seed {seed}) on {ROWS[name].dataset}", flush=True)
+            proc = subprocess.Popen(_child_command(name, seed, device, data_root, max_epochs), stdout=subprocess.PIPE,
+                                    text=True, env={**os.environ})
+            last = ""
+            for line in proc.stdout:
+                if line.startswith("{"):
+                    last = line
+                else:
+                    print(line, end="", flush=True)
+            if proc.wait() != 0 or not last:
+                raise SystemExit(f"row {name} (seed {seed}) failed with exit code {proc.returncode}")
+            done[(name, seed)] = json.loads(last)
+            _report(name, seed, done[(name, seed)])
+        return done
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    waiting, running = list(tasks), []
+    print(f"{len(tasks)} runs, {jobs} at a time ({threads} CPU threads each)", flush=True)
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                name, seed = waiting.pop(0)
+                proc = subprocess.Popen(_child_command(name, seed, device, data_root, max_epochs), stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, env=env)
+                running.append((name, seed, proc))
+            time.sleep(0.5)
+            for item in list(running):
+                name, seed, proc = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                lines = proc.stdout.read().splitlines()
+                last = next((line for line in reversed(lines) if line.startswith("{")), "")
+                if proc.returncode != 0 or not last:
+                    print("\n".join(lines[-30:]), flush=True)
+                    raise SystemExit(f"row {name} (seed {seed}) failed with exit code {proc.returncode}")
+                done[(name, seed)] = json.loads(last)
+                _report(name, seed, done[(name, seed)])
+    finally:
+        for _, _, proc in running:  # Ctrl-C or a failed row: leave no children behind
+            proc.kill()
+    return done
 
 
 # ----- the table --------------------------------------------------------------------------------------
@@ -242,15 +309,20 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated row names (default: all rows)")
     parser.add_argument("--ldiffrec-seeds", default="1,2,3", help="seeds for the ldiffrec-clean row")
     parser.add_argument("--seed", type=int, default=1, help="seed for every other row")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds for every selected row (overrides both)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time (default 1; more only where cores or a GPU are free: timings then "
+                             "come from a shared machine)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", default=str(SHARED_DATA), help="folder holding ml-1m_clean/ and ml-1m_noisy/")
+    parser.add_argument("--max-epochs", type=int, default=0, help="cap on epochs (0: the authors' 1000); for smoke runs")
     parser.add_argument("--list", action="store_true", help="print the rows and their settings, then exit")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data_root = Path(args.data_root)
 
     if args.child:  # one row, one seed: print progress, then the result as the last line
-        print_json_line(run_row(args.child, args.seed, args.device, data_root))
+        print_json_line(run_row(args.child, args.seed, args.device, data_root, args.max_epochs))
         return
     if args.list:
         for row in ROWS.values():
@@ -266,28 +338,19 @@ def main() -> None:
         shared_folder(dataset, str(data_root / dataset))  # fail early, with the message, if data is absent
 
     started = time.perf_counter()
-    results: dict[str, list[dict]] = {}
+    tasks = []
     for name in names:
-        seeds = [int(s) for s in args.ldiffrec_seeds.split(",")] if name == "ldiffrec-clean" else [args.seed]
-        for seed in seeds:
-            print(f"{name} (seed {seed}) on {ROWS[name].dataset}", flush=True)
-            cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed), "--device", args.device,
-                   "--data-root", str(data_root)]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
-            last = ""
-            for line in proc.stdout:
-                if line.startswith("{"):
-                    last = line
-                else:
-                    print(line, end="", flush=True)
-            if proc.wait() != 0 or not last:
-                raise SystemExit(f"row {name} (seed {seed}) failed with exit code {proc.returncode}")
-            result = json.loads(last)
-            print(f"  -> best epoch {result['best_epoch']} of {result['epochs']}: "
-                  + " ".join(f"{k} {result[k]:.4f}" for k in KEYS)
-                  + f", {result['epoch_s']:.2f} s/epoch, {result['eval_s']:.2f} s/eval, {result['total_s']:.0f} s",
-                  flush=True)
-            results.setdefault(name, []).append(result)
+        if args.seeds:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        elif name == "ldiffrec-clean":
+            seeds = [int(s) for s in args.ldiffrec_seeds.split(",") if s.strip()]
+        else:
+            seeds = [args.seed]
+        tasks += [(name, seed) for seed in seeds]
+    finished = run_children(tasks, args.jobs, args.device, data_root, args.max_epochs)
+    results: dict[str, list[dict]] = {}
+    for name, seed in tasks:  # table order follows the rows, whatever order the children finished in
+        results.setdefault(name, []).append(finished[(name, seed)])
 
     print()
     print(f"ML-1M variants, device {args.device}, total wall {time.perf_counter() - started:.0f} s "

@@ -310,6 +310,22 @@ def test_fused_scores_equal_unfused(dims, noising_steps, noise_scale):
     assert not torch.allclose(plain[0], plain[1])  # scores depend on the input row
 
 
+def test_fused_scores_ignore_bf16_autocast():
+    """Under ``--precision bf16`` training, scoring may run inside an autocast region; the fused recursion adds
+    c1-sized increments to a c2≈1 state, which bf16 rounds away, so it must keep computing in float32."""
+    torch.manual_seed(0)
+    n_items = 300
+    schedule = LinearVarianceSchedule(steps=40, noise_scale=0.005, noise_min=0.005, noise_max=0.01)
+    model = DiffRec(20, n_items, schedule=schedule, dims=[64], emb_size=6).eval()
+    x = (torch.rand(16, n_items) < 0.1).float()
+    users = torch.arange(16)
+    plain = model.scores(users, x, fused=False)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        fused = model.scores(users, x, fused=True)
+    assert fused.dtype == torch.float32
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-5)
+
+
 def test_fusion_is_off_in_training_mode_and_for_eps_prediction():
     schedule = LinearVarianceSchedule(steps=5)
     model = DiffRec(2, 10, schedule=schedule, dims=[8])

@@ -85,6 +85,13 @@ class MLPDenoiser(nn.Module):
         Exact up to float reassociation; used in eval mode only (dropout off).
         ``coef_x0``/``coef_xt`` are the posterior mean coefficients for steps T−1..0, in that order.
         """
+        # The recursion adds small c1-weighted increments to u with c2 close to 1: in bf16 (autocast) they
+        # round away and the scores collapse, so it always runs in (at least) float32.
+        with torch.autocast(device_type=x_start.device.type, enabled=False):
+            return self._fused_denoise(x_start if x_start.dtype == torch.float64 else x_start.float(),
+                                       coef_x0, coef_xt)
+
+    def _fused_denoise(self, x_start: torch.Tensor, coef_x0: list[float], coef_xt: list[float]) -> torch.Tensor:
         first, last = self.layers[0], self.layers[-1]
         n_items = last.weight.shape[0]
         dtype = x_start.dtype

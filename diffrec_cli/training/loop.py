@@ -111,8 +111,9 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
                              tuple(model.describe()) if hasattr(model, "describe") else ()))
 
     def score(batch_users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        with autocast():
-            return model.scores(batch_users, x)
+        # Evaluation stays float32 whatever the training precision: bf16 scores (8-bit mantissa) tie and
+        # reorder near-equal items, so the metrics would measure rounding rather than the model.
+        return model.scores(batch_users, x)
 
     best_value, best_epoch, best_state = -1.0, 0, None
     best_valid: dict[str, float] = {}
