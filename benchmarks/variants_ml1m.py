@@ -118,6 +118,11 @@ Why the authors' L-DiffRec code lands ~12% under the paper's Table 6 on ml-1m_cl
   overshoots (0.200, and 0.236 for DiffRec against its paper 0.179), so the paper did not use it.
 - The rest (about 6%) is not reachable from the released code and settings; the authors' released
   checkpoints (not downloadable from this machine) would show how the paper's run was selected.
+L-DiffRec on ml-1m_noisy: over 8 seeds (H200 GPU, --seeds 1,...,8 --device cuda) every seed is above the
+authors' recall and under their NDCG (mean N@10 0.0470, best 0.0480, authors 0.0495). Not the cause: the
+authors' k-means partition (their cluster sizes 1988/1506 reproduced; no better over 7 seeds) and the
+dropped-out input as the multinomial target (no better over 3 seeds). The rest of the model agrees with the
+authors' files; the cause of this ~5% NDCG@10 gap is not found.
 """
 
 
