@@ -110,11 +110,6 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
                              getattr(diffusion, "steps", None),
                              tuple(model.describe()) if hasattr(model, "describe") else ()))
 
-    def score(batch_users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # Evaluation stays float32 whatever the training precision: bf16 scores (8-bit mantissa) tie and
-        # reorder near-equal items, so the metrics would measure rounding rather than the model.
-        return model.scores(batch_users, x)
-
     best_value, best_epoch, best_state = -1.0, 0, None
     best_valid: dict[str, float] = {}
     best_test: dict[str, float] = {}
@@ -152,7 +147,9 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
             if epoch % config.eval_every == 0 or epoch == config.epochs or closed_form:
                 model.eval()
                 tick = time.perf_counter()
-                metrics = evaluate(score, data, ks=config.ks, device=device, input_matrix=matrix,
+                # no autocast here: bf16 scores (8-bit mantissa) tie and reorder near-equal items, so the
+                # metrics would measure rounding rather than the model
+                metrics = evaluate(model.scores, data, ks=config.ks, device=device, input_matrix=matrix,
                                    batch_size=config.eval_batch_size or None)
                 eval_s = time.perf_counter() - tick
                 result.eval_seconds.append(eval_s)
