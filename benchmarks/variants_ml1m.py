@@ -132,11 +132,10 @@ Swapped into this implementation, the authors' diffusion loss and optimisers giv
 their autoencoder the same NDCG (seeds 1-3 N@10 mean 0.0477) and their metric code the same numbers. On a
 GPU, 8-16 seeds each, N@10 stays at 0.0469-0.0476 (this implementation: 0.0474, 16 seeds) with the authors'
 DNN as the latent denoiser, nn.Dropout's kernel for its input dropout, the denoiser built after fit()'s
-re-seed, or the dropped-out multinomial target. This model inside a copy of the authors' training loop
-(DataLoader shuffling from the global generator, no re-seed after building) stops early like theirs (best
-epochs 15-40, seeds 1-5) with N@10 0.0480 and R@20 0.1164, nearer theirs on both; neither difference alone
-does that (no re-seed: seeds 1-4 N@10 0.0467; separately seeded shuffling: 0.0458). The cause of the
-remaining NDCG@10 difference is not found.
+re-seed, or the dropped-out multinomial target. Nor is it the training loop: this model inside a copy of
+the authors' loop (DataLoader shuffling from the global generator, no re-seed after building), CPU seeds
+1-10: 0.0628 0.1184 0.0473 0.0678, best epochs 15-90. The cause of the remaining NDCG@10 difference is not
+found.
 """
 
 
