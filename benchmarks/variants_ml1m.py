@@ -138,6 +138,9 @@ re-seed, or the dropped-out multinomial target. Nor is it the training loop: thi
 the authors' loop (DataLoader shuffling from the global generator, no re-seed after building), CPU seeds
 1-10: 0.0628 0.1184 0.0473 0.0678, best epochs 15-90. The cause of the remaining NDCG@10 difference is not
 found.
+T-DiffRec w_min 0.1 on ml-1m_clean, 4 seeds each on this CPU (the authors' T-DiffRec code, whose time
+weights equal ours to float32 rounding): ours 0.1184 0.1960 0.1026 0.1297, theirs 0.1205 0.1965 0.1041 0.1302;
+both sometimes select the first evaluation (epoch 5) and then land near R@10 0.114, so one seed decides.
 """
 
 
