@@ -60,6 +60,13 @@ class Recommender(nn.Module):
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
         raise NotImplementedError
 
+    def prepare(self, train: sp.csr_matrix) -> None:
+        """Called once before the first epoch with the (reweighted) training matrix the model reads.
+
+        Models that derive state from the data (an item-item graph, its spectrum) fill persistent buffers
+        here, so a checkpoint carries that state and a reload needs no data. The default does nothing.
+        """
+
     def make_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """AdamW over every parameter; models with parameter groups (e.g. per-part learning rates) override."""
         return adamw(self.parameters(), lr=lr, weight_decay=weight_decay)

@@ -100,6 +100,7 @@ def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig, *, r
     model.to(device)
     autocast = autocast_for(device, config.precision)
     matrix = training_matrix(data, reweighting)
+    model.prepare(matrix)
     closed_form = bool(getattr(model, "closed_form", False))
     steps_per_epoch = 0 if closed_form else model.steps_per_epoch(matrix, config.batch_size)
     optimizer = None if closed_form else model.make_optimizer(config.lr, config.weight_decay)
