@@ -36,6 +36,22 @@ def write_json(target: str | os.PathLike, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: what :func:`write_json` would store and a JSON reader give back.
+
+    Tuples, sets and arrays become lists, numpy scalars Python numbers, paths strings, dict keys strings;
+    anything else without a JSON form becomes its ``str()`` (where ``write_json`` would refuse it).
+    """
+    return json.loads(json.dumps(value, default=_json_or_text))
+
+
+def _json_or_text(value: Any) -> Any:
+    try:
+        return _json_default(value)
+    except (TypeError, ValueError):  # ValueError: .item() of an array with several elements
+        return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
 def _json_default(value: Any) -> Any:
     # numpy scalars and paths show up in configs and metrics; store them as plain JSON.
     if hasattr(value, "item"):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.registry import coerce
 
 
 @dataclass(frozen=True)
@@ -64,27 +64,38 @@ TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    """``key=value`` texts as a dict (dashes in keys read as underscores; values stay text)."""
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise DiffrecError(f"--set expects key=value, got {pair!r}")
+            raise DiffrecError(f"a setting must look like key=value, got {pair!r}")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def load_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The tables of a TOML file as read; ``what`` names the file in errors ("search space file")."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DiffrecError(f"config file {path} not found") from None
+        raise DiffrecError(f"{what} {path} not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DiffrecError(f"config file {path} is not valid TOML: {exc}") from None
+        raise DiffrecError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict."""
     flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     for table in ("train", "model"):
         flat.update(raw.get(table, {}))
     return flat
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML config file (see :func:`flat_settings`)."""
+    return flat_settings(load_toml(path))
 
 
 @dataclass

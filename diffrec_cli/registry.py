@@ -89,27 +89,3 @@ def constructor_params(cls: type) -> dict[str, inspect.Parameter]:
         for name, p in sig.parameters.items()
         if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in getattr(cls, "data_args", ())
     }
-
-
-def coerce(value: Any, default: Any) -> Any:
-    """Bring a --set string to the type of the parameter's default (ints stay ints, lists stay lists)."""
-    if isinstance(value, str) and default is not None and not isinstance(default, str):
-        import json
-
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            low = value.lower()
-            if isinstance(default, bool) and low in ("true", "false", "on", "off", "yes", "no"):
-                return low in ("true", "on", "yes")
-            raise DiffrecError(f"cannot read {value!r} as {type(default).__name__}") from None
-        value = parsed
-    if isinstance(default, bool) and not isinstance(value, bool):
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-        raise DiffrecError(f"expected true/false, got {value!r}")
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, (tuple, list)) and isinstance(value, list):
-        return tuple(value) if isinstance(default, tuple) else value
-    return value

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from diffrec_cli.atomic import write_json
-from diffrec_cli.config import Settings, read_toml, resolve_settings
+from diffrec_cli.atomic import jsonable as _jsonable, write_json
+from diffrec_cli.config import Settings, flat_settings, load_toml, resolve_settings
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.registry import Registry
@@ -116,19 +116,11 @@ class SearchSpace:
 
 def read_space_file(path: str | Path) -> tuple[SearchSpace, dict[str, Any]]:
     """A TOML file with a ``[search]`` table (the space) and fixed settings anywhere else."""
-    import tomllib
-
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DiffrecError(f"search space file {path} not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DiffrecError(f"search space file {path} is not valid TOML: {exc}") from None
+    raw = load_toml(path, "search space file")
     search = raw.get("search")
     if not isinstance(search, dict) or not search:
         raise DiffrecError(f"search space file {path} needs a non-empty [search] table")
-    fixed = {k: v for k, v in read_toml(path).items() if k != "search"}
+    fixed = {k: v for k, v in flat_settings(raw).items() if k != "search"}
     return SearchSpace.from_dict(search), fixed
 
 
@@ -280,10 +272,6 @@ class TuneResult:
                 "fixed": self.fixed, "space": self.space, "seconds": self.seconds, "timed_out": self.timed_out,
                 "interrupted": self.interrupted,
                 "selected": best.number if best else None, "trials": [asdict(t) for t in self.trials]}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space: SearchSpace | None = None,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from diffrec_cli.errors import DiffrecError
+from diffrec_cli.errors import DiffrecError, Hint
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,10 +21,42 @@ HomeOption = Annotated[
 ]
 
 
-def fail(message: str) -> None:
-    """One line on stderr, exit code 2: the contract for every user-fixable problem."""
+# The command line of each operation a library hint can name as its ``step`` (see errors.Hint).
+STEP_COMMANDS = {
+    "import": "diffrec data import {subject} --name NAME",
+    "prepare": "diffrec data prepare {subject} --protocol clean --name {subject}-clean",
+    "remove": "diffrec data remove {subject}",
+}
+STEP_PLACEHOLDERS = {"import": "FILE", "prepare": "LOG", "remove": "NAME"}
+
+
+def flag(option: str) -> str:
+    """The command-line spelling of a library keyword parameter: ``max_trials`` -> ``--max-trials``."""
+    return "--" + option.replace("_", "-")
+
+
+def word_hint(hint: Hint) -> str:
+    """A library hint in the CLI's words, e.g. "use --separator or --format"."""
+    value = "" if hint.value is None else str(hint.value)
+    if hint.options:
+        text = "use " + " or ".join(flag(o) for o in hint.options) + (f" {value}" if value else "")
+    elif hint.settings:
+        text = "use " + " or ".join(f"--set {s}={value or 'VALUE'}" for s in hint.settings)
+    else:
+        subject = hint.subject or STEP_PLACEHOLDERS.get(hint.step, "NAME")
+        command = STEP_COMMANDS.get(hint.step, f"diffrec data {hint.step} {{subject}}").format(subject=subject)
+        text = f"run '{command}'"
+    return f"{text} to {hint.purpose}" if hint.purpose else text
+
+
+def fail(message: str, hint: Hint | None = None) -> None:
+    """One line on stderr, exit code 2: the contract for every user-fixable problem.
+
+    With a hint: ``error: MESSAGE; HINT IN WORDS``.
+    """
+    line = f"{message}; {word_hint(hint)}" if hint is not None else message
     # escaped: messages quote user input and settings, whose [brackets] are not rich markup
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -34,7 +66,7 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except DiffrecError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.hint)
         except MemoryError:
             fail("out of memory; try a smaller batch_size or eval_batch_size")
         except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own): no traceback

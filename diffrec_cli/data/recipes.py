@@ -22,7 +22,6 @@ training interaction's 0-based chronological position within its user's training
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
+from diffrec_cli.convert import coerce
 from diffrec_cli.data.ingest import RawLog, value_ranges
 from diffrec_cli.data.sparse import SPLITS, InteractionData, csr_from_pairs
 from diffrec_cli.errors import DiffrecError
@@ -196,10 +196,9 @@ def _finish(frame: pl.DataFrame, log: RawLog, name: str, recipe: Any, report: di
 
 
 @dataclass(frozen=True)
-class NoisyNatural(Clean):
-    """The clean split plus low-rated interactions of the same users as positives in train/valid."""
+class _Noisy(Clean):
+    """What the noisy protocols add to the clean one: how much noise (``proportion``) and its ``seed``."""
 
-    name: ClassVar[str] = "noisy-natural"
     proportion: float = 0.1
     seed: int = 0
 
@@ -207,6 +206,13 @@ class NoisyNatural(Clean):
         super().__post_init__()
         if not 0 < self.proportion <= 1:
             raise DiffrecError(f"recipe {self.name}: proportion must be in (0, 1], got {self.proportion}")
+
+
+@dataclass(frozen=True)
+class NoisyNatural(_Noisy):
+    """The clean split plus low-rated interactions of the same users as positives in train/valid."""
+
+    name: ClassVar[str] = "noisy-natural"
 
     def prepare(self, log: RawLog, name: str) -> InteractionData:
         if not log.has_rating:
@@ -251,17 +257,10 @@ class NoisyNatural(Clean):
 
 
 @dataclass(frozen=True)
-class NoisyRandom(Clean):
+class NoisyRandom(_Noisy):
     """The clean split plus, per user, random never-interacted items as positives in train and valid."""
 
     name: ClassVar[str] = "noisy-random"
-    proportion: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 < self.proportion <= 1:
-            raise DiffrecError(f"recipe {self.name}: proportion must be in (0, 1], got {self.proportion}")
 
     def prepare(self, log: RawLog, name: str) -> InteractionData:
         report: dict[str, Any] = {"log_rows": log.frame.height}
@@ -364,14 +363,17 @@ def recipe_settings(protocol: str) -> dict[str, Any]:
 
 
 def make_recipe(protocol: str, settings: dict[str, Any] | None = None) -> Clean:
-    """A recipe from its protocol name and ``--set`` values (strings are read as the default's type)."""
+    """A recipe from its protocol name and settings (text is read as the default's type: ``convert.coerce``)."""
     cls = _recipe_class(protocol)
     defaults = recipe_settings(protocol)
     kwargs = {}
     for key, value in (settings or {}).items():
         if key not in defaults:
             raise DiffrecError(f"recipe {protocol} has no setting {key!r} (settings: {', '.join(defaults)})")
-        kwargs[key] = _coerce(value, defaults[key], f"recipe {protocol} setting {key}")
+        try:
+            kwargs[key] = coerce(value, defaults[key])
+        except DiffrecError as exc:
+            raise DiffrecError(f"recipe {protocol} setting {key}: {exc}") from None
     return cls(**kwargs)
 
 
@@ -380,19 +382,3 @@ def _recipe_class(protocol: str) -> type[Clean]:
         return RECIPES[protocol]
     except KeyError:
         raise DiffrecError(f"unknown protocol {protocol!r} (choose from {', '.join(RECIPES)})") from None
-
-
-def _coerce(value: Any, default: Any, what: str) -> Any:
-    if not isinstance(value, str) or isinstance(default, str):
-        return tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
-    text = value.strip()
-    try:
-        if isinstance(default, tuple):
-            parts = json.loads(text) if text.startswith("[") else [p for p in text.replace(":", ",").split(",") if p]
-            return tuple(float(p) for p in parts)
-        if isinstance(default, bool):
-            raise ValueError
-        return type(default)(text) if isinstance(default, float) else int(text)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        kind = "numbers like 0.7,0.2,0.1" if isinstance(default, tuple) else type(default).__name__
-        raise DiffrecError(f"{what}: cannot read {value!r} as {kind}") from None

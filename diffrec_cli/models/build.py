@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffrec_cli.atomic import jsonable as _jsonable
+from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.registry import Registry, coerce, constructor_params
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
+from diffrec_cli.registry import Registry, constructor_params
 
 
 def build_component(registry: Registry, kind: str, name: str, settings: dict[str, Any], used: set[str],
