@@ -30,9 +30,13 @@ STEP_COMMANDS = {
 STEP_PLACEHOLDERS = {"import": "FILE", "prepare": "LOG", "remove": "NAME"}
 
 
+# Library keyword parameters whose command-line option is not simply ``--`` + the name.
+FLAGS = {"fmt": "--format"}
+
+
 def flag(option: str) -> str:
     """The command-line spelling of a library keyword parameter: ``max_trials`` -> ``--max-trials``."""
-    return "--" + option.replace("_", "-")
+    return FLAGS.get(option) or "--" + option.replace("_", "-")
 
 
 def word_hint(hint: Hint) -> str:
