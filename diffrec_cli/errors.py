@@ -45,6 +45,10 @@ class DiffrecError(Exception):
         super().__init__(message)
         self.hint = hint
 
+    def with_hint(self, hint: Hint) -> DiffrecError:
+        """The same error (same class and message) with ``hint``: for a caller that knows the remedy."""
+        return type(self)(str(self), hint=hint)
+
 
 class PluginMissingError(DiffrecError):
     """A checkpoint names a component whose providing plugin is not loaded."""

@@ -152,7 +152,7 @@ def _fast_sets():
         (["--dataset", "tiny", "--model", "nope"], ["unknown model 'nope'", "diffrec"]),
         (["--dataset", "tiny", "--set", "bogus=1"], ["unknown setting 'bogus'"]),
         (["--dataset", "tiny", "--set", "epochs=many"], ["epochs", "'many'"]),
-        (["--dataset", "tiny", "--set", "novalue"], ["--set expects key=value"]),
+        (["--dataset", "tiny", "--set", "novalue"], ["a setting must look like key=value, got 'novalue'"]),
         (["--dataset", "tiny", "--set", "dims=[0]"], ["dims"]),
         (["--dataset", "tiny", "--set", "metric=recall@7"], ["metric"]),
     ],

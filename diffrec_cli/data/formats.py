@@ -161,25 +161,23 @@ def detect_format(path: Path, name: str | None = None):
                        hint=Hint(options=("fmt",)))
 
 
-def log_writer(path: Path) -> Any | None:
-    """The format that writes a log to ``path`` (chosen by its suffix), or None where none does."""
+WRITABLE = tuple(f for f in FORMATS.values() if hasattr(f, "write"))
+
+
+def log_writer(path: Path) -> Any:
+    """The format that writes a log to ``path``, chosen by its suffix (.csv, .tsv, .parquet, ...)."""
     lower = path.name.lower()
-    return next((f for f in FORMATS.values() if hasattr(f, "write") and lower.endswith(f.suffixes)), None)
-
-
-WRITABLE_SUFFIXES = tuple(s for f in FORMATS.values() if hasattr(f, "write") for s in f.suffixes)
-
-
-def suffix_list() -> str:
-    """The suffixes a log can be written with, in words: ".csv, .tsv, ... or .pq"."""
-    return ", ".join(WRITABLE_SUFFIXES[:-1]) + " or " + WRITABLE_SUFFIXES[-1]
+    writer = next((f for f in WRITABLE if lower.endswith(f.suffixes)), None)
+    if writer is None:
+        usual = [f.suffixes[0] for f in WRITABLE]
+        raise DiffrecError(f"cannot write a log to {path}: the name must end in {', '.join(usual[:-1])} "
+                           f"or {usual[-1]}")
+    return writer
 
 
 def write_log_file(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` as a .csv, .tsv or .parquet file (by the suffix), all at once or not at all."""
+    """Write ``frame`` in the format of ``path``'s suffix (see :func:`log_writer`), all at once or not at all."""
     writer = log_writer(path)
-    if writer is None:
-        raise DiffrecError(f"cannot write a log to {path}: the name must end in {suffix_list()}")
     with atomic_path(path) as tmp:
         writer.write(frame, tmp)
 

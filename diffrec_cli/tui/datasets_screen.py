@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from diffrec_cli.render.datasets import dataset_info_table
 from diffrec_cli.tui.messages import DatasetsLoaded
 from diffrec_cli.tui.records import DatasetInfo, list_datasets
 
@@ -18,19 +19,9 @@ COLUMNS = (("name", "name"), ("users", "users"), ("items", "items"), ("train", "
 
 
 def info_table(info: DatasetInfo) -> Table:
-    """What ``diffrec data info NAME`` prints."""
-    table = Table("statistic", "value", title=f"dataset {info.name}", title_justify="left")
-    c = info.counts
-    for label, key in (("users", "users"), ("items", "items"), ("train interactions", "train"),
-                       ("valid interactions", "valid"), ("test interactions", "test"),
-                       ("all interactions", "interactions")):
-        table.add_row(label, f"{c[key]:,}" if isinstance(c.get(key), int) else "–")
-    density = c.get("density")
-    table.add_row("density", f"{density:.4%}" if isinstance(density, float) else "–")
-    table.add_row("fingerprint", str(info.meta.get("fingerprint", "?")))
-    source = info.meta.get("source")
-    if isinstance(source, dict) and source:
-        table.add_row("source", ", ".join(f"{k}={v}" for k, v in source.items()))
+    """What ``diffrec data info NAME`` prints, its title at the left of the panel."""
+    table = dataset_info_table(info.name, info.meta)
+    table.title_justify = "left"
     return table
 
 
