@@ -43,6 +43,7 @@ class Clean:
     """Clean training: keep ratings ≥ ``min_rating``, split each user's history by time."""
 
     name: ClassVar[str] = "clean"
+    requires: ClassVar[str] = ""  # "rating" or "time": a log column the protocol cannot do without
     min_rating: float = 4.0
     min_user: int = 10
     min_item: int = 0
@@ -80,6 +81,9 @@ class Clean:
     # ----- steps shared by the recipes ---------------------------------------------------------------
     def _positives(self, log: RawLog, report: dict[str, Any]) -> pl.DataFrame:
         """Rating filter, repeated pairs (earliest kept), user filter / k-core; adds ``seq`` and ``okey``."""
+        if self.requires and not log.meta.get(f"has_{self.requires}"):
+            what = {"rating": "ratings", "time": "timestamps"}[self.requires]
+            raise DiffrecError(f"recipe {self.name} needs {what}: {log.label} has no {self.requires} column")
         frame = _sequenced(log)
         if log.has_rating:
             frame = frame.filter(pl.col("rating") >= self.min_rating)
@@ -213,10 +217,9 @@ class NoisyNatural(_Noisy):
     """The clean split plus low-rated interactions of the same users as positives in train/valid."""
 
     name: ClassVar[str] = "noisy-natural"
+    requires: ClassVar[str] = "rating"
 
     def prepare(self, log: RawLog, name: str) -> InteractionData:
-        if not log.has_rating:
-            raise DiffrecError(f"recipe {self.name} needs ratings: {log.label} has no rating column")
         report: dict[str, Any] = {"log_rows": log.frame.height}
         positives = self._positives(log, report)
         assigned = self._assign(positives, report)
@@ -347,11 +350,7 @@ class Temporal(Clean):
     """The clean split of a log with timestamps; training interactions kept in chronological order."""
 
     name: ClassVar[str] = "temporal"
-
-    def prepare(self, log: RawLog, name: str) -> InteractionData:
-        if not log.has_time:
-            raise DiffrecError(f"recipe {self.name} needs timestamps: {log.label} has no time column")
-        return super().prepare(log, name)
+    requires: ClassVar[str] = "time"
 
 
 RECIPES: dict[str, type[Clean]] = {cls.name: cls for cls in (Clean, NoisyNatural, NoisyRandom, Temporal)}

@@ -69,11 +69,23 @@ class DataHome:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    # Datasets and logs: each a folder NAME/ holding meta.json once complete.
+    def dataset_dir(self, name: str) -> Path:
+        return self.datasets_dir / check_name(name)
+
     def log_dir(self, name: str) -> Path:
         return self.logs_dir / check_name(name)
 
+    def names(self) -> list[str]:
+        """The prepared datasets, sorted."""
+        return _stored_names(self.datasets_dir)
+
     def log_names(self) -> list[str]:
+        """The imported raw logs, sorted."""
         return _stored_names(self.logs_dir)
+
+    def exists(self, name: str) -> bool:
+        return (self.dataset_dir(name) / "meta.json").is_file()
 
     def log_exists(self, name: str) -> bool:
         return (self.log_dir(name) / "meta.json").is_file()
@@ -90,15 +102,6 @@ class DataHome:
             where = self.datasets_dir if kind == "dataset" else self.logs_dir
             raise DiffrecError(f"{kind} {name!r} already exists in {where}",
                                hint=Hint(options=("force",), purpose="replace it"))
-
-    def dataset_dir(self, name: str) -> Path:
-        return self.datasets_dir / check_name(name)
-
-    def names(self) -> list[str]:
-        return _stored_names(self.datasets_dir)
-
-    def exists(self, name: str) -> bool:
-        return (self.dataset_dir(name) / "meta.json").is_file()
 
     # ----- writing ------------------------------------------------------------------------------
     def save(self, data: InteractionData, *, force: bool = False) -> Path:
@@ -177,10 +180,7 @@ class DataHome:
             known = ", ".join(self.names()) or "none yet"
             raise DiffrecError(f"unknown dataset {name!r} in {self.datasets_dir} (known: {known})",
                                hint=Hint(step="import", purpose="import a log, then prepare it"))
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DiffrecError(f"dataset {name!r}: {path} is not valid JSON ({exc})") from None
+        return _read_meta(path, f"dataset {name!r}")
 
     def log_meta(self, name: str) -> dict[str, Any]:
         path = self.log_dir(name) / "meta.json"
@@ -188,10 +188,7 @@ class DataHome:
             known = ", ".join(self.log_names()) or "none yet"
             raise DiffrecError(f"unknown log {name!r} in {self.logs_dir} (known: {known})",
                                hint=Hint(step="import", purpose="import one"))
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DiffrecError(f"log {name!r}: {path} is not valid JSON ({exc})") from None
+        return _read_meta(path, f"log {name!r}")
 
     def describe(self, name: str) -> tuple[str, dict[str, Any]]:
         """``("dataset", meta)`` or ``("log", meta)``: what ``name`` is and its stored description.
@@ -254,6 +251,13 @@ class DataHome:
         item_emb = np.load(folder / "item_emb.npy", allow_pickle=False) if (folder / "item_emb.npy").is_file() else None
         return InteractionData(name=name, **splits, user_ids=users, item_ids=items,
                                train_order=arrays.get("train_order"), item_emb=item_emb, meta=meta)
+
+
+def _read_meta(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DiffrecError(f"{what}: {path} is not valid JSON ({exc})") from None
 
 
 def _stored_names(folder: Path) -> list[str]:
