@@ -27,7 +27,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints-v0.1"
 def test_v01_checkpoint_scores_unchanged(case):
     registry = load_plugins().registry
     loaded = load_checkpoint(FIXTURES / case, registry)
-    assert loaded.meta["model"]["name"] == CASES[case][0]
+    assert loaded.meta.model.name == CASES[case][0]
     data = fixture_data()
     expected = np.load(FIXTURES / case / "scores.npy", allow_pickle=False)
     rows = np.arange(data.n_users)
