@@ -37,6 +37,11 @@ class Run:
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoint"
 
+    @property
+    def resume_dir(self) -> Path:
+        """Where the latest resumable training state lives (``training/resume.py``)."""
+        return self.path / "resume"
+
     @classmethod
     def create(cls, runs_dir: Path, model: str, dataset: str, config: dict[str, Any]) -> "Run":
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +51,9 @@ class Run:
         write_json(path / "config.json", config)
         run.set_status("running")
         return run
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.path / "config.json", config)
 
     def set_status(self, status: str, **extra: Any) -> None:
         assert status in STATUSES

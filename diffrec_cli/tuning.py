@@ -126,8 +126,7 @@ def read_space_file(path: str | Path) -> tuple[SearchSpace, dict[str, Any]]:
 
 def default_space(registry: Registry, model: str) -> SearchSpace:
     """The model's declared ``search_space`` (for the paper's models: its §4.1.3 scopes)."""
-    cls = registry.get("model", model).cls
-    space = getattr(cls, "search_space", None)
+    space = registry.get("model", model).cls.search_space
     if not space:
         raise DiffrecError(f"model {model!r} declares no default search space; give one with --space FILE.toml")
     return SearchSpace.from_dict(dict(space))
@@ -284,7 +283,7 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
     starting trials once it has passed and stops the running one at the deadline; a stopped trial's best
     evaluation so far still counts. Results go to ``HOME/tunes/TUNE_ID/tune.json`` after every trial.
     """
-    from diffrec_cli.training.loop import train
+    from diffrec_cli.training.job import train
 
     space = space or default_space(registry, model)
     fixed = dict(fixed or {})

@@ -53,15 +53,15 @@ def word_hint(hint: Hint) -> str:
     return f"{text} to {hint.purpose}" if hint.purpose else text
 
 
-def fail(message: str, hint: Hint | None = None) -> None:
-    """One line on stderr, exit code 2: the contract for every user-fixable problem.
+def fail(message: str, hint: Hint | None = None, code: int = 2) -> None:
+    """One line on stderr and exit status ``code`` (2: bad input): the contract for every user-fixable problem.
 
     With a hint: ``error: MESSAGE; HINT IN WORDS``.
     """
     line = f"{message}; {word_hint(hint)}" if hint is not None else message
     # escaped: messages quote user input and settings, whose [brackets] are not rich markup
     err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,7 +70,7 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except DiffrecError as exc:
-            fail(str(exc), exc.hint)
+            fail(str(exc), exc.hint, exc.exit_code)
         except MemoryError:
             fail("out of memory; try a smaller batch_size or eval_batch_size")
         except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own): no traceback
