@@ -31,9 +31,10 @@ def train_command(
     ground-truth item in the split.
     """
     from diffrec_cli.cli.common import registry
-    from diffrec_cli.cli.progress import RichReporter, metrics_table
+    from diffrec_cli.cli.progress import RichReporter
     from diffrec_cli.config import parse_sets, read_toml, resolve_settings
     from diffrec_cli.data.store import DataHome
+    from diffrec_cli.render.metrics import metrics_table
     from diffrec_cli.training.events import silent
     from diffrec_cli.training.loop import train
 

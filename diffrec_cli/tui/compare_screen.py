@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from diffrec_cli.training.tracker import format_seconds
+from diffrec_cli.render.numbers import format_seconds
 from diffrec_cli.tui.messages import DetailLoaded
 from diffrec_cli.tui.records import CompareRow, RunDetail, compare_rows, read_detail
 from diffrec_cli.tui.runs_screen import short_id

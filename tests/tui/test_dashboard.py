@@ -176,8 +176,9 @@ async def test_broken_and_new_runs_are_rows_not_crashes(runs_home):
         errors = {r.id: r.error for r in screen.rows if r.error}
         assert set(errors) == {"half-written", "foreign", "just-created", "odd-status"}
         assert errors["just-created"] == "missing config.json"
-        assert errors["foreign"].startswith("ValueError: config.json is a list")
-        assert "JSONDecodeError" in errors["half-written"]
+        assert errors["foreign"] == "config.json: expected a dict, found a list"
+        assert errors["half-written"].startswith("config.json: JSONDecodeError: ")
+        assert errors["odd-status"] == "status.json: unknown status 3"
         table = screen.query_one("#runs")
         assert cell(table, "foreign", "status") == "error"
         assert cell(table, RUN_A, "status") == "finished"

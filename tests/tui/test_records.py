@@ -5,9 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 
 from dashboard_fixtures import RUN_A, RUN_B, RUN_C, write_fixture_runs
+from diffrec_cli.render.charts import LineChart, Series, StepBars, bucket, progress_bar, sparkline
+from diffrec_cli.render.numbers import format_seconds
 from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
-from diffrec_cli.training.tracker import TrainingTracker, format_seconds
-from diffrec_cli.tui.charts import LineChart, Series, StepBars, bucket, progress_bar, sparkline
+from diffrec_cli.training.tracker import TrainingTracker
 from diffrec_cli.tui.records import list_summaries, matches, read_detail, read_summary, sort_summaries
 
 
