@@ -84,7 +84,8 @@ class Run:
         write_json(self.path / METRICS_FILE, self.evaluations)
 
     def write_losses(self, step_losses: list[float], diffusion_step_losses: list[float | None] | None) -> None:
-        write_json(self.path / LOSSES_FILE, {"optimizer_steps": step_losses, "per_diffusion_step": diffusion_step_losses})
+        write_json(self.path / LOSSES_FILE,
+                   {"optimizer_steps": step_losses, "per_diffusion_step": diffusion_step_losses})
 
     def write_final(self, final: dict[str, Any]) -> None:
         write_json(self.path / FINAL_FILE, final)

@@ -22,7 +22,9 @@ def lines(renderable, width=60) -> list[str]:
 
 
 def cells(line: str) -> list[str]:
-    return [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()] if "│" in line or "┃" in line else []
+    """The cells of a table row (the header's borders are heavy lines); [] for any other line."""
+    line = line.replace("┃", "│")
+    return [c.strip() for c in line.split("│") if c.strip()] if "│" in line else []
 
 
 def test_metrics_table_rows_columns_and_missing_values():

@@ -95,7 +95,8 @@ def test_foreign_values_inside_readable_files_are_skipped(tmp_path):
     record = read_run(path)
     assert record.problems == ["status.json: unknown status 'paused'"]
     assert record.status is None
-    assert record.evaluations == [{"epoch": 1, "valid": {"recall@20": "high"}}, {"epoch": 2, "valid": {"recall@20": 0.4}}]
+    assert record.evaluations == [{"epoch": 1, "valid": {"recall@20": "high"}},
+                                  {"epoch": 2, "valid": {"recall@20": 0.4}}]
     assert (record.model, record.parameters, record.started, record.metric) == ("3", None, None, "recall@20")
     assert record.best().epoch == 2  # "high" is not a number, so epoch 1 never competes
     assert record.optimizer_losses == [1.0, 2.5] and record.step_losses == [None, None]

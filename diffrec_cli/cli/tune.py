@@ -74,8 +74,8 @@ def results_table(result: Any, limit: int | None = None, *, show_runs: bool = Tr
     table = Table(title=f"{result.model} on {result.dataset}: {len(result.trials)} trials, sorted by validation {metric}",
                   caption="test metrics are reported for information; selection uses validation only")
     k = metric.partition("@")[2]
-    columns = [(split, key, f"{split} {metric_label(key)}")
-               for split, key in (("valid", metric), ("valid", f"ndcg@{k}"), ("test", f"recall@{k}"), ("test", f"ndcg@{k}"))]
+    shown = (("valid", metric), ("valid", f"ndcg@{k}"), ("test", f"recall@{k}"), ("test", f"ndcg@{k}"))
+    columns = [(split, key, f"{split} {metric_label(key)}") for split, key in shown]
     if metric == f"ndcg@{k}":
         columns.pop(1)
     headers = ["#", "trial", *names, *(c[2] for c in columns), "epoch", "s"] + (["run"] if show_runs else [])

@@ -19,16 +19,6 @@ SUMMARY_K = 20
 SUMMARY_METRICS = ("recall", "ndcg")  # the runs table and the comparison show these of evaluate.METRICS
 
 
-def _read(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is a {type(value).__name__}, not an object")
-    return value
-
-
 @dataclass(frozen=True)
 class RunSummary:
     """One row of the runs table."""
@@ -236,15 +226,19 @@ class DatasetInfo:
 
 def list_datasets(home: Any) -> list[DatasetInfo]:
     """Prepared datasets with the statistics of ``diffrec data info``; a damaged meta.json is an error row."""
-    out = []
     try:
         names = home.names()
     except OSError as exc:
         return [DatasetInfo(str(home.datasets_dir), error=f"{type(exc).__name__}: {exc}")]
-    for name in names:
-        try:
-            meta = _dict(_read(home.dataset_dir(name) / "meta.json"), "meta.json")
-            out.append(DatasetInfo(name, _dict(meta.get("counts", {}), "counts"), meta))
-        except (OSError, ValueError) as exc:
-            out.append(DatasetInfo(name, error=f"{type(exc).__name__}: {exc}"))
-    return out
+    return [_dataset_info(name, home.dataset_dir(name) / "meta.json") for name in names]
+
+
+def _dataset_info(name: str, meta_path: Path) -> DatasetInfo:
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return DatasetInfo(name, error=f"{type(exc).__name__}: {exc}")
+    counts = meta.get("counts", {}) if isinstance(meta, dict) else None
+    if not isinstance(counts, dict):
+        return DatasetInfo(name, error=f"{meta_path.name}: expected an object with an object of counts")
+    return DatasetInfo(name, counts, meta)
