@@ -17,6 +17,7 @@ from diffrec_cli.runs import RUNNING, RunRecord, as_number, read_run, read_runs
 
 SUMMARY_K = 20
 SUMMARY_METRICS = ("recall", "ndcg")  # the runs table and the comparison show these of evaluate.METRICS
+METRIC_KEYS = tuple(f"{split}_{metric}" for split in ("valid", "test") for metric in SUMMARY_METRICS)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def format_cell(summary: RunSummary, key: str) -> str:
         return "–"
     if key == "started":
         return time.strftime("%m-%d %H:%M", time.localtime(value))
-    if key in ("valid_recall", "valid_ndcg", "test_recall", "test_ndcg"):
+    if key in METRIC_KEYS:
         return f"{value:.4f}"
     if key == "parameters":
         return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 else str(value)
@@ -75,10 +76,6 @@ def summarize(record: RunRecord, now: Callable[[], float] = time.time) -> RunSum
                       started=record.started, status=record.status or "error", best_epoch=best.epoch,
                       parameters=record.parameters, seconds=seconds, **metric_fields,
                       error=record.problems[0] if record.problems else None)
-
-
-def read_summary(path: Path, now: Callable[[], float] = time.time) -> RunSummary:
-    return summarize(read_run(path), now)
 
 
 def list_summaries(runs_dir: Path, now: Callable[[], float] = time.time) -> list[RunSummary]:
