@@ -27,7 +27,8 @@ from diffrec_cli.data.ingest import import_split_folder  # noqa: E402
 from diffrec_cli.models.build import build_model  # noqa: E402
 from diffrec_cli.plugins import load_plugins  # noqa: E402
 from diffrec_cli.training.evaluate import evaluate  # noqa: E402
-from diffrec_cli.training.loop import autocast_for, bf16_supported, fit, pick_device  # noqa: E402
+from diffrec_cli.training.device import autocast_for, bf16_supported, pick_device  # noqa: E402
+from diffrec_cli.training.loop import fit  # noqa: E402
 
 # The authors' ML-1M (clean) settings for DiffRec.
 TRAIN = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 400, "epochs": 1000, "eval_every": 5, "patience": 20}

@@ -32,7 +32,6 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"
     precision: str = "fp32"
-    reweighting: str = ""  # "": the model's default (none; time-linear for tdiffrec and ltdiffrec)
     callbacks: tuple[str, ...] = ()  # registered callback names that receive every training event
     eval_batch_size: int = 0  # 0: chosen from the item count
 

@@ -75,19 +75,27 @@ class Registry:
         """The ``register`` callback handed to one plugin's hook."""
 
         def register(cls: type, name: str | None = None) -> None:
-            component_name = name or getattr(cls, "name", None) or cls.__name__.lower()
-            self.add(kind, component_name, cls, plugin, version)
+            self.add(kind, name or _declared_name(cls), cls, plugin, version)
 
         return register
 
 
-def constructor_params(cls: type) -> dict[str, inspect.Parameter]:
-    """Keyword parameters of ``cls.__init__`` that configure it (positional data args excluded)."""
+def _declared_name(cls: type) -> str:
+    """The ``name`` a component class declares (models/base.py, protocols.py), else its lower-cased class name."""
+    try:
+        declared = cls.name  # type: ignore[attr-defined]
+    except AttributeError:
+        declared = ""
+    return declared if isinstance(declared, str) and declared else cls.__name__.lower()
+
+
+def constructor_params(cls: type, data_args: tuple[str, ...] = ()) -> dict[str, inspect.Parameter]:
+    """Parameters of ``cls.__init__`` that configure it: its settings (a model's ``data_args`` excluded)."""
     sig = inspect.signature(cls.__init__)
     return {
         name: p
         for name, p in sig.parameters.items()
-        if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in getattr(cls, "data_args", ())
+        if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in data_args
     }
 
 

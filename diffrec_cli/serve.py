@@ -13,38 +13,34 @@ import torch
 from diffrec_cli.data.sparse import InteractionData, dense_rows
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.models.build import build_component
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import resolve_run
-from diffrec_cli.training.checkpoint import load_checkpoint
+from diffrec_cli.training.checkpoint import CheckpointMeta, load_checkpoint
+from diffrec_cli.training.device import pick_device
 from diffrec_cli.training.evaluate import evaluate
-from diffrec_cli.training.loop import pick_device, training_matrix
 
 
 @dataclass
 class Served:
     model: torch.nn.Module
     data: InteractionData
-    meta: dict[str, Any]
+    meta: CheckpointMeta
     inputs: Any  # the (reweighted) training matrix the model reads as input
 
     @property
     def ks(self) -> list[int]:
-        return list(self.meta.get("train", {}).get("ks", [10, 20, 50, 100]))
+        return self.meta.ks
 
 
 def load_served(run_or_checkpoint: str, registry: Registry, *, home: DataHome, device: str = "cpu") -> Served:
     path = resolve_run(home.runs_dir, run_or_checkpoint)
     loaded = load_checkpoint(path, registry, device=pick_device(device))
-    info = loaded.meta["dataset"]
-    data = home.load(info["name"])
-    if data.fingerprint() != info["fingerprint"]:
-        raise DiffrecError(f"dataset {info['name']!r} has changed since this model was trained "
-                           f"(fingerprint {data.fingerprint()} != {info['fingerprint']})")
-    reweighting_spec = loaded.meta.get("reweighting") or {"name": "none", "config": {}}
-    reweighting, _ = build_component(registry, "reweighting", reweighting_spec["name"], reweighting_spec.get("config", {}),
-                                     set(), wanted_plugin=reweighting_spec.get("plugin"))
-    return Served(loaded.model, data, loaded.meta, training_matrix(data, reweighting))
+    info = loaded.meta.dataset
+    data = home.load(info.name)
+    if data.fingerprint() != info.fingerprint:
+        raise DiffrecError(f"dataset {info.name!r} has changed since this model was trained "
+                           f"(fingerprint {data.fingerprint()} != {info.fingerprint})")
+    return Served(loaded.model, data, loaded.meta, loaded.model.inputs(data))
 
 
 def evaluate_served(served: Served, splits: Iterable[str] = ("valid", "test")) -> dict[str, dict[str, float]]:

@@ -135,8 +135,7 @@ def read_space_file(path: str | Path) -> tuple[SearchSpace, dict[str, Any]]:
 
 def default_space(registry: Registry, model: str) -> SearchSpace:
     """The model's declared ``search_space`` (for the paper's models: its §4.1.3 scopes)."""
-    cls = registry.get("model", model).cls
-    space = getattr(cls, "search_space", None)
+    space = registry.get("model", model).cls.search_space
     if not space:
         raise DiffrecError(f"model {model!r} declares no default search space; give one with --space FILE.toml")
     return SearchSpace.from_dict(dict(space))
@@ -351,7 +350,7 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
 def _run_trial(trial: Trial, settings: Settings, registry: Registry, home: DataHome,
                reporter: Reporter, stop: Callable[[], bool]) -> bool:
     """Train one trial and fill ``trial`` in; True when the user pressed Ctrl-C, which ends the whole search."""
-    from diffrec_cli.training.loop import train
+    from diffrec_cli.training.job import train
 
     try:
         outcome = train(settings, registry, home=home, reporter=reporter, should_stop=stop)

@@ -18,7 +18,7 @@ from diffrec_cli.cli.app import app
 from diffrec_cli.config import resolve_settings
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.plugins import load_plugins
-from diffrec_cli.training.loop import train
+from diffrec_cli.training.job import train
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

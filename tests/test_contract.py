@@ -20,7 +20,7 @@ from diffrec_cli.diffusion.gaussian import GaussianDiffusion
 from diffrec_cli.models.base import Batch
 from diffrec_cli.models.build import build_model
 from diffrec_cli.plugins import get_registry, load_plugins
-from diffrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
+from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, load_checkpoint, save_checkpoint
 
 _COLLECTED = load_plugins().registry
 SCHEDULES = _COLLECTED.names("noise_schedule")
@@ -106,15 +106,15 @@ class TestComponentContract:
     def test_model_trains_and_round_trips(self, name, tmp_path):
         registry = get_registry()
         data = make_tiny()
-        settings = dict(getattr(registry.get("model", name).cls, "test_settings", {}))
+        settings = dict(registry.get("model", name).cls.test_settings)
         torch.manual_seed(0)
         model, spec = build_model(registry, name, settings, n_users=data.n_users, n_items=data.n_items, data=data)
-        assert json.loads(json.dumps(spec)) == spec
+        assert json.loads(json.dumps(spec.to_json())) == spec.to_json()
 
         rows = np.arange(data.n_users)
         users, x = torch.from_numpy(rows), dense_rows(data.train, rows)
         model.train()
-        if getattr(model, "closed_form", False):
+        if model.closed_form:
             # closed-form models (the protocol's other branch) fit once; their weights must then carry signal
             model.fit_closed_form(data.train)
             assert any(bool(p.detach().abs().sum() > 0) for p in model.parameters()), "fit left every weight at 0"
@@ -132,7 +132,7 @@ class TestComponentContract:
             assert last < first, f"loss did not fall over {TRAIN_STEPS} steps: {first:.4g} -> {last:.4g}"
 
         model.eval()
-        meta = {"model": spec, "dataset": {"name": data.name, "n_users": data.n_users, "n_items": data.n_items}}
+        meta = CheckpointMeta(spec, DatasetRef(data.name, n_users=data.n_users, n_items=data.n_items))
         save_checkpoint(tmp_path, model, meta)
         loaded = load_checkpoint(tmp_path, registry).model
         before, after = model.state_dict(), loaded.state_dict()

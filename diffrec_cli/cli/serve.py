@@ -47,7 +47,7 @@ def eval_command(
         typer.echo(json.dumps(metrics, indent=2))
         return
     console.print(metrics_table(metrics.get("valid", {}), metrics.get("test", {}), served.ks,
-                                title=f"{served.meta['model']['name']} on {served.data.name}"))
+                                title=f"{served.meta.model.name} on {served.data.name}"))
 
 
 @handles_errors

@@ -36,7 +36,7 @@ def train_command(
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.metrics import metrics_table
     from diffrec_cli.training.events import silent
-    from diffrec_cli.training.loop import train
+    from diffrec_cli.training.job import train
 
     settings = resolve_settings(read_toml(config) if config else {}, parse_sets(sets), model=model, dataset=dataset,
                                 epochs=epochs, device=device, precision=precision, seed=seed)

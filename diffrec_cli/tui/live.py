@@ -135,7 +135,7 @@ class LiveTrainingScreen(Screen):
     @work(thread=True, exclusive=True, group="train")
     def _train(self) -> None:
         from diffrec_cli.errors import DiffrecError
-        from diffrec_cli.training.loop import train
+        from diffrec_cli.training.job import train
 
         try:
             outcome = train(self.settings, self.app.registry(), home=self.app.home,

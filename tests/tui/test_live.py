@@ -18,7 +18,7 @@ from dashboard_fixtures import async_test, settle
 from diffrec_cli.cli.progress import RichReporter
 from diffrec_cli.config import resolve_settings
 from diffrec_cli.plugins import get_plugins
-from diffrec_cli.training.loop import train
+from diffrec_cli.training.job import train
 from diffrec_cli.tui.app import make_app
 from diffrec_cli.tui.detail_screen import RunDetailScreen
 from diffrec_cli.tui.live import LivePanel, LiveTrainingScreen
