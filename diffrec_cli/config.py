@@ -26,6 +26,7 @@ class TrainConfig:
     batch_size: int = 400
     epochs: int = 200
     eval_every: int = 5
+    checkpoint_every: int = 0  # epochs between resumable states; 0: at every evaluation
     patience: int = 20  # epochs without a better validation metric before stopping
     metric: str = "recall@20"
     ks: tuple[int, ...] = (10, 20, 50, 100)
@@ -42,6 +43,7 @@ class TrainConfig:
             (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
             (self.eval_every > 0, f"eval_every must be positive, got {self.eval_every}"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
             (self.patience > 0, f"patience must be positive, got {self.patience}"),
             (self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
             (len(self.ks) > 0 and min(self.ks) > 0, f"ks must be positive, got {list(self.ks)}"),

@@ -8,6 +8,7 @@ A run folder holds::
     losses.json   loss per optimizer step and mean loss per diffusion step t
     final.json    the metrics at the best epoch, written when training ends
     checkpoint/   the best weights so far (format: ``training/checkpoint.py``)
+    resume/       the latest resumable training state (``training/resume.py``)
 
 Every file is replaced atomically, so a reader never sees half a file. Runs are still read while
 trainings write them, and a folder may be half created, hold a foreign file or come from another
@@ -36,6 +37,7 @@ METRICS_FILE = "metrics.json"
 LOSSES_FILE = "losses.json"
 FINAL_FILE = "final.json"
 CHECKPOINT_DIR = "checkpoint"
+RESUME_DIR = "resume"
 
 RUNNING, FINISHED, FAILED, STOPPED = "running", "finished", "failed", "stopped"
 STATUSES = (RUNNING, FINISHED, FAILED, STOPPED)
@@ -65,6 +67,11 @@ class Run:
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINT_DIR
 
+    @property
+    def resume_dir(self) -> Path:
+        """Where the latest resumable training state lives (``training/resume.py``)."""
+        return self.path / RESUME_DIR
+
     @classmethod
     def create(cls, runs_dir: Path, model: str, dataset: str, config: dict[str, Any]) -> "Run":
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +81,17 @@ class Run:
         write_json(path / CONFIG_FILE, config)
         run.set_status(RUNNING)
         return run
+
+    def read_config(self) -> dict[str, Any]:
+        """The settings recorded in config.json; a DiffrecError when it is missing or unreadable."""
+        problems: list[str] = []
+        config = _load(self.path, CONFIG_FILE, dict, problems, required=True)
+        if config is None:
+            raise DiffrecError(f"run {self.id}: {problems[0]}")
+        return config
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.path / CONFIG_FILE, config)
 
     def set_status(self, status: str, **extra: Any) -> None:
         assert status in STATUSES

@@ -102,6 +102,19 @@ def test_foreign_values_inside_readable_files_are_skipped(tmp_path):
     assert record.optimizer_losses == [1.0, 2.5] and record.step_losses == [None, None]
 
 
+def test_read_config_is_strict_where_read_run_is_tolerant(tmp_path):
+    run = written_run(tmp_path)
+    assert run.read_config() == CONFIG
+    run.write_config({**CONFIG, "resumed": [4]})
+    assert run.read_config()["resumed"] == [4]
+    (run.path / "config.json").write_text("[]")
+    with pytest.raises(DiffrecError, match=rf"^run {run.id}: config.json: expected a dict, found a list$"):
+        run.read_config()
+    (run.path / "config.json").unlink()
+    with pytest.raises(DiffrecError, match=rf"^run {run.id}: missing config.json$"):
+        run.read_config()
+
+
 def test_read_runs_lists_run_folders_in_id_order(tmp_path):
     later, earlier = tmp_path / "20240302-000000-a-b-0000", tmp_path / "20240301-000000-a-b-0000"
     for path in (later, earlier, tmp_path / ".hidden"):

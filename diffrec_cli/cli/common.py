@@ -21,11 +21,11 @@ HomeOption = Annotated[
 ]
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 2) -> None:
     """One line on stderr, exit code 2: the contract for every user-fixable problem."""
     # escaped: messages quote user input and settings, whose [brackets] are not rich markup
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,7 +34,7 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except DiffrecError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
         except MemoryError:
             fail("out of memory; try a smaller batch_size or eval_batch_size")
         except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own): no traceback

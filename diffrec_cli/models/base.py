@@ -87,6 +87,14 @@ class Recommender(nn.Module):
         """T, for models that diffuse (progress panels show the loss per step); None otherwise."""
         return None
 
+    def training_state(self) -> dict[str, Any]:
+        """Training progress kept outside the state dict (counters that drive annealing, say), as JSON
+        values: saved in resumable checkpoints so a resumed run continues exactly."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`training_state` returned."""
+
     def describe(self) -> list[str]:
         """Extra lines about the built model, printed when training starts (e.g. L-DiffRec's clusters)."""
         return []

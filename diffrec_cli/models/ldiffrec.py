@@ -340,6 +340,12 @@ class LDiffRec(Recommender):
             return max(self.lam, self.lam_floor)
         return max((1.0 - self.epochs_done / self.lam_epochs) * self.lam, self.lam_floor)
 
+    def training_state(self) -> dict[str, Any]:
+        return {"batches_seen": self.batches_seen}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.batches_seen = int(state["batches_seen"])
+
     def on_epoch_start(self, epoch: int) -> None:
         self.epochs_done = epoch - 1
 

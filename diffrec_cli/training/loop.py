@@ -10,6 +10,7 @@ run recorder writes the run folder and the best checkpoint, progress panels draw
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,11 +20,13 @@ import torch
 
 from diffrec_cli.config import TrainConfig
 from diffrec_cli.data.sparse import InteractionData
+from diffrec_cli.errors import TrainingFailed
 from diffrec_cli.models.base import Recommender
 from diffrec_cli.training.device import autocast_for, pick_device, seed_everything
 from diffrec_cli.training.evaluate import evaluate
-from diffrec_cli.training.events import (EpochFinished, Evaluated, Reporter, StepFinished, TrainingFinished,
-                                         TrainingStarted, silent)
+from diffrec_cli.training.events import (EpochFinished, Evaluated, Reporter, ResumePoint, StepFinished,
+                                         TrainingFinished, TrainingStarted, silent)
+from diffrec_cli.training.resume import TrainingState, rng_state, set_rng_state
 
 
 def never() -> bool:
@@ -83,6 +86,11 @@ class Setup:
     def evaluates_after(self, epoch: int) -> bool:
         return epoch % self.config.eval_every == 0 or epoch == self.epochs
 
+    def resumable_after(self, epoch: int) -> bool:
+        """Whether to offer a resume point: every ``checkpoint_every`` epochs (0: at every evaluation)."""
+        every = self.config.checkpoint_every
+        return self.evaluates_after(epoch) if every == 0 else (epoch % every == 0 or epoch == self.epochs)
+
 
 def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig) -> Setup:
     device = pick_device(config.device)
@@ -113,6 +121,9 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
         loss.backward()
         setup.optimizer.step()
         value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingFailed(f"training diverged: the loss is {value} at epoch {epoch}, step {steps}; the run "
+                                 f"keeps its last good checkpoint (a lower lr may help)")
         total += value
         reporter(StepFinished(epoch, steps, value))
         if should_stop():
@@ -132,28 +143,31 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
 
 
 def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter: Reporter = silent, *,
-        should_stop: Callable[[], bool] = never) -> FitResult:
+        should_stop: Callable[[], bool] = never, resume: TrainingState | None = None) -> FitResult:
     """Train ``model`` on ``data``; the model ends with its best validation weights, in eval mode.
-    Ctrl-C (or ``should_stop()``) ends training early and keeps the best evaluation so far."""
+    Ctrl-C (or ``should_stop()``) ends training early and keeps the best evaluation so far. With ``resume``
+    (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have."""
     setup = prepare_fit(model, data, config)
+    result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
+    first = 1 if resume is None else restore(resume, model, setup, result, best) + 1
     reporter(TrainingStarted(None, config.model, data.name, setup.epochs, setup.steps_per_epoch,
                              model.parameter_count(), str(setup.device), config.precision, model.diffusion_steps(),
-                             tuple(model.describe())))
-    result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
+                             tuple(model.describe()), first_epoch=first))
     try:
-        for epoch in range(1, setup.epochs + 1):
+        for epoch in range(first, setup.epochs + 1):
             result.epochs_run, tick = epoch, time.perf_counter()
             loss = train_epoch(model, setup, epoch, reporter, should_stop)  # ---- step
             result.epoch_seconds.append(time.perf_counter() - tick)
             reporter(EpochFinished(epoch, loss, result.epoch_seconds[-1], model.step_losses()))
-            if not setup.evaluates_after(epoch):
-                continue
-            metrics, seconds = evaluate_now(model, data, setup)  # ---- evaluate
-            is_best = best.offer(epoch, metrics, config.metric, model)  # ---- checkpoint (the recorder saves it)
-            result.eval_seconds.append(seconds)
-            result.history.append({"epoch": epoch, **metrics, "seconds": seconds, "loss": loss})
-            reporter(Evaluated(epoch, metrics["valid"], metrics["test"], seconds, is_best, best.epoch,  # ---- log
-                               best.value, config.metric))
+            if setup.evaluates_after(epoch):
+                metrics, seconds = evaluate_now(model, data, setup)  # ---- evaluate
+                is_best = best.offer(epoch, metrics, config.metric, model)  # ---- checkpoint (the recorder saves)
+                result.eval_seconds.append(seconds)
+                result.history.append({"epoch": epoch, **metrics, "seconds": seconds, "loss": loss})
+                reporter(Evaluated(epoch, metrics["valid"], metrics["test"], seconds, is_best, best.epoch,  # ---- log
+                                   best.value, config.metric))
+            if setup.resumable_after(epoch):
+                reporter(ResumePoint(epoch, lambda e=epoch: snapshot(e, model, setup, result, best)))
             if epoch - best.epoch >= config.patience:
                 result.stopped_early = True
                 break
@@ -171,3 +185,29 @@ def finish(model: Recommender, result: FitResult, best: Best, seconds: float, re
     reporter(TrainingFinished(best.epoch, result.epochs_run, result.stopped_early, result.interrupted, seconds,
                               best.valid, best.test))
     return result
+
+
+def snapshot(epoch: int, model: Recommender, setup: Setup, result: FitResult, best: Best) -> TrainingState:
+    """The state to continue from after ``epoch`` (copies: training may go on while it is written)."""
+    rng_tensors, rngs = rng_state(setup.shuffler)
+    info = {"best": {"value": best.value, "epoch": best.epoch, "valid": best.valid, "test": best.test},
+            "history": result.history, "epoch_seconds": result.epoch_seconds, "eval_seconds": result.eval_seconds,
+            "model_state": model.training_state(), "rng": rngs}
+    return TrainingState(epoch, {k: v.detach().clone() for k, v in model.state_dict().items()}, best.state,
+                         setup.optimizer.state_dict() if setup.optimizer is not None else None, rng_tensors, info)
+
+
+def restore(state: TrainingState, model: Recommender, setup: Setup, result: FitResult, best: Best) -> int:
+    """Put a snapshot back into the model, optimiser, generators and records; returns its epoch."""
+    model.load_state_dict(state.model)
+    model.load_training_state(state.info["model_state"])
+    if setup.optimizer is not None and state.optimizer is not None:
+        setup.optimizer.load_state_dict(state.optimizer)
+    record = state.info["best"]
+    best.value, best.epoch, best.valid, best.test = record["value"], record["epoch"], record["valid"], record["test"]
+    best.state = state.best_model
+    result.history = list(state.info["history"])
+    result.epoch_seconds, result.eval_seconds = list(state.info["epoch_seconds"]), list(state.info["eval_seconds"])
+    result.epochs_run = state.epoch
+    set_rng_state(setup.shuffler, state.rng_tensors, state.info["rng"])
+    return state.epoch

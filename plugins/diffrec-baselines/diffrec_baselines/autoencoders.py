@@ -145,6 +145,12 @@ class MultiVAE(Recommender):
     def kl_weight(self) -> float:
         return annealed_weight(self.anneal_cap, self.updates, self.anneal_steps)
 
+    def training_state(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.dropout(F.normalize(x, dim=-1), self.dropout, self.training)
         h = _run(self.encoder, h)
