@@ -45,6 +45,7 @@ AUTHORS_CODE = {**dict(zip(KEYS, (0.1007, 0.1697, 0.0862, 0.1094))), "epoch_s": 
 
 def run_seed(data, registry, seed: int, device: str, precision: str) -> dict:
     settings = resolve_settings(TRAIN, {}, seed=seed, device=device, precision=precision, dataset=data.name)
+    torch.manual_seed(seed)  # the initial weights follow the seed too (torch's own start seed is random)
     model, _ = build_model(registry, "diffrec", dict(MODEL), n_users=data.n_users, n_items=data.n_items)
     result = fit(model, data, settings.train)
     row = {k: result.test[k] for k in KEYS}

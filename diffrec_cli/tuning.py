@@ -19,7 +19,6 @@ import json
 import math
 import random
 import re
-import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,9 +29,11 @@ from diffrec_cli.config import Settings, flat_settings, load_toml, resolve_setti
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.registry import Registry
+from diffrec_cli.runs import new_run_id
 from diffrec_cli.training.events import Reporter, silent
 
 RANGE_KINDS = ("loguniform", "uniform", "int")
+TUNE_FILE = "tune.json"  # HOME/tunes/TUNE_ID/tune.json: the search, rewritten after every trial
 DEFAULT_RANDOM_TRIALS = 20
 
 
@@ -283,21 +284,16 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
     starting trials once it has passed and stops the running one at the deadline; a stopped trial's best
     evaluation so far still counts. Results go to ``HOME/tunes/TUNE_ID/tune.json`` after every trial.
     """
-    from diffrec_cli.training.job import train
-
     space = space or default_space(registry, model)
-    fixed = dict(fixed or {})
-    for key in ("model", "dataset"):
-        fixed.pop(key, None)
+    fixed = {key: value for key, value in (fixed or {}).items() if key not in ("model", "dataset")}
     strategy, points = plan_trials(space, strategy, max_trials, seed)
     base = resolve_settings(fixed, {}, model=model, dataset=dataset)  # validates the fixed settings early
     registry.get("model", model)
     home.load(dataset)  # fail before any trial when the dataset is missing
-    metric = base.train.metric
-    tune_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{dataset}-{secrets.token_hex(2)}"
+    tune_id = new_run_id(model, dataset)
     folder = home.root / "tunes" / tune_id
     folder.mkdir(parents=True, exist_ok=True)
-    result = TuneResult(tune_id, folder, model, dataset, strategy, metric, _jsonable(fixed),
+    result = TuneResult(tune_id, folder, model, dataset, strategy, base.train.metric, _jsonable(fixed),
                         _jsonable(space.to_dict()), [Trial(i + 1, _jsonable(p)) for i, p in enumerate(points)])
     started = time.perf_counter()
     deadline = None if timeout is None else started + timeout
@@ -305,46 +301,62 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
     def out_of_time() -> bool:
         return deadline is not None and time.perf_counter() >= deadline
 
-    reporter(TuneStarted(tune_id, model, dataset, strategy, len(points), metric, space.names))
-    write_json(folder / "tune.json", result.to_dict())
+    def stop_trial() -> bool:
+        return out_of_time() or should_stop()
+
+    reporter(TuneStarted(tune_id, model, dataset, strategy, len(points), result.metric, space.names))
+    write_json(folder / TUNE_FILE, result.to_dict())
     try:
         for trial, point in zip(result.trials, points):
-            if result.interrupted or out_of_time() or should_stop():
+            if result.interrupted or stop_trial():
                 result.timed_out = out_of_time()
                 trial.status = "skipped"
                 continue
             reporter(TrialStarted(trial.number, len(points), trial.params))
             tick = time.perf_counter()
             try:
-                settings: Settings = resolve_settings(fixed, point, model=model, dataset=dataset)
-                outcome = train(settings, registry, home=home, reporter=reporter,
-                                should_stop=lambda: out_of_time() or should_stop())
+                settings = resolve_settings(fixed, point, model=model, dataset=dataset)
             except DiffrecError as exc:
                 trial.status, trial.error = "failed", str(exc)
-            except KeyboardInterrupt:  # Ctrl-C before the trial's training loop began
-                trial.status, result.interrupted = "stopped", True
-            except Exception as exc:  # a diverging trial must not end the search
-                trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
             else:
-                fit = outcome.result
-                trial.status = "stopped" if fit.interrupted else "finished"
-                # fit() turns Ctrl-C into an interrupted result; unless the deadline or the caller stopped the
-                # trial, that was the user, and it ends the whole search as it would a single run
-                result.interrupted = fit.interrupted and not (out_of_time() or should_stop())
-                trial.run_id, trial.run_path = outcome.run.id, str(outcome.run.path)
-                trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
-                trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
-                trial.parameters = outcome.model.parameter_count()
+                result.interrupted = _run_trial(trial, settings, registry, home, reporter, stop_trial)
             trial.seconds = time.perf_counter() - tick
             result.seconds = time.perf_counter() - started
-            write_json(folder / "tune.json", result.to_dict())
+            write_json(folder / TUNE_FILE, result.to_dict())
             reporter(TrialFinished(trial, len(points), result.best))
     finally:
         result.seconds = time.perf_counter() - started
         result.timed_out = result.timed_out or out_of_time()
-        write_json(folder / "tune.json", result.to_dict())
+        write_json(folder / TUNE_FILE, result.to_dict())
     if result.best is None:
         errors = [t.error for t in result.trials if t.error]
         raise DiffrecError("no trial produced a validation score" + (f"; first error: {errors[0]}" if errors else ""))
     reporter(TuneFinished(result))
     return result
+
+
+def _run_trial(trial: Trial, settings: Settings, registry: Registry, home: DataHome,
+               reporter: Reporter, stop: Callable[[], bool]) -> bool:
+    """Train one trial and fill ``trial`` in; True when the user pressed Ctrl-C, which ends the whole search."""
+    from diffrec_cli.training.job import train
+
+    try:
+        outcome = train(settings, registry, home=home, reporter=reporter, should_stop=stop)
+    except DiffrecError as exc:
+        trial.status, trial.error = "failed", str(exc)
+    except KeyboardInterrupt:  # Ctrl-C before the trial's training loop began
+        trial.status = "stopped"
+        return True
+    except Exception as exc:  # a diverging trial must not end the search
+        trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        fit = outcome.result
+        trial.status = "stopped" if fit.interrupted else "finished"
+        trial.run_id, trial.run_path = outcome.run.id, str(outcome.run.path)
+        trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
+        trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
+        trial.parameters = outcome.model.parameter_count()
+        # fit() turns Ctrl-C into an interrupted result; unless the deadline or the caller stopped the
+        # trial, that was the user, and it ends the whole search as it would a single run
+        return fit.interrupted and not stop()
+    return False

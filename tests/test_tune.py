@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from diffrec_cli.cli.app import app
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import get_registry
-from diffrec_cli.runs import list_runs
+from diffrec_cli.runs import read_runs
 from diffrec_cli.training.events import Evaluated
 from diffrec_cli.tuning import (SearchSpace, Trial, TuneResult, default_space, parse_duration, plan_trials,
                                 read_space_file, tune)
@@ -110,11 +110,11 @@ def test_tune_cli_runs_a_four_trial_grid(tiny_home, tmp_path, monkeypatch):
     assert summary["selected"] == best
     assert f"selected trial {best} " in out
     # every trial is an ordinary run; the selected one is browsable like any other
-    runs = {r["id"]: r for r in list_runs(tiny_home.runs_dir)}
-    assert len(runs) == 4 and all(r["status"] == "finished" for r in runs.values())
+    runs = {r.id: r for r in read_runs(tiny_home.runs_dir)}
+    assert len(runs) == 4 and all(r.status == "finished" and r.problems == [] for r in runs.values())
     chosen = summary["trials"][best - 1]
-    assert runs[chosen["run_id"]]["final"]["valid"]["recall@20"] == pytest.approx(scores[best])
-    assert runs[chosen["run_id"]]["config"]["model_spec"]["config"]["dims"] == chosen["params"]["dims"]
+    assert runs[chosen["run_id"]].final["valid"]["recall@20"] == pytest.approx(scores[best])
+    assert runs[chosen["run_id"]].config["model_spec"]["config"]["dims"] == chosen["params"]["dims"]
     evaluated = CliRunner().invoke(app, ["eval", chosen["run_id"], "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["valid"]["recall@20"] == pytest.approx(scores[best], abs=1e-9)

@@ -34,8 +34,8 @@ def eval_command(
     """Full-ranking evaluation of a checkpoint. Validation masks training items; test masks training and
     validation items. Metrics average over users with at least one ground-truth item."""
     from diffrec_cli.cli.common import registry
-    from diffrec_cli.cli.progress import metrics_table
     from diffrec_cli.data.store import DataHome
+    from diffrec_cli.render.metrics import metrics_table
     from diffrec_cli.serve import evaluate_served, load_served
 
     splits = {"both": ("valid", "test"), "valid": ("valid",), "test": ("test",)}.get(split)

@@ -77,7 +77,7 @@ def _reporter(quiet: bool, live: bool):
 
 
 def _print_outcome(outcome, samples: int, quiet: bool) -> None:
-    from diffrec_cli.cli.progress import metrics_table
+    from diffrec_cli.render.metrics import metrics_table
 
     result, config = outcome.result, outcome.config
     if not result.valid:

@@ -67,15 +67,15 @@ class TuneReporter:
 def results_table(result: Any, limit: int | None = None, *, show_runs: bool = True) -> Table:
     """Trials sorted by the validation metric (best first); failed and skipped trials last. ``show_runs``
     adds the run-id column (wide terminals: the ids are also in tune.json)."""
+    from diffrec_cli.render.metrics import metric_label
+
     metric = result.metric
     names = list(result.space)
     table = Table(title=f"{result.model} on {result.dataset}: {len(result.trials)} trials, sorted by validation {metric}",
                   caption="test metrics are reported for information; selection uses validation only")
-    short = {"recall": "R", "ndcg": "N", "precision": "P", "mrr": "MRR", "hit": "HR"}
-    name_m, _, k = metric.partition("@")
-    label = f"{short.get(name_m, name_m)}@{k}"
-    columns = [("valid", metric, f"valid {label}"), ("valid", f"ndcg@{k}", f"valid N@{k}"),
-               ("test", f"recall@{k}", f"test R@{k}"), ("test", f"ndcg@{k}", f"test N@{k}")]
+    k = metric.partition("@")[2]
+    shown = (("valid", metric), ("valid", f"ndcg@{k}"), ("test", f"recall@{k}"), ("test", f"ndcg@{k}"))
+    columns = [(split, key, f"{split} {metric_label(key)}") for split, key in shown]
     if metric == f"ndcg@{k}":
         columns.pop(1)
     headers = ["#", "trial", *names, *(c[2] for c in columns), "epoch", "s"] + (["run"] if show_runs else [])
@@ -130,7 +130,7 @@ def tune_command(
     from diffrec_cli.config import parse_sets
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.training.events import silent
-    from diffrec_cli.tuning import default_space, parse_duration, read_space_file, tune
+    from diffrec_cli.tuning import TUNE_FILE, default_space, parse_duration, read_space_file, tune
 
     reg = registry()
     fixed: dict[str, Any] = {}
@@ -164,4 +164,4 @@ def tune_command(
     if result.timed_out:
         console.print(f"stopped by --timeout after {result.seconds:.0f}s; skipped trials are listed last")
     console.print(f"selected run: {best.run_path}")
-    console.print(f"summary: {result.path / 'tune.json'}")
+    console.print(f"summary: {result.path / TUNE_FILE}")

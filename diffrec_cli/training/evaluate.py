@@ -68,10 +68,6 @@ class MetricAccumulator:
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _input_matrix(data: InteractionData) -> sp.csr_matrix:
-    return data.train
-
-
 @torch.no_grad()
 def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] = ("valid", "test"),
              ks: Sequence[int] = DEFAULT_KS, device: torch.device | str = "cpu", batch_size: int | None = None,
@@ -82,7 +78,7 @@ def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] 
     scores because a model's scores depend only on its input (the training interactions).
     """
     splits = tuple(splits)
-    inputs = input_matrix if input_matrix is not None else _input_matrix(data)
+    inputs = input_matrix if input_matrix is not None else data.train
     batch_size = batch_size or eval_batch_size(data.n_items)
     acc = {s: MetricAccumulator(ks) for s in splits}
     # Users without ground truth in any requested split need no scores at all.

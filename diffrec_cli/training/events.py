@@ -69,9 +69,6 @@ class TrainingFinished:
     test: dict[str, float] = field(default_factory=dict)
 
 
-TrainingEvent = TrainingStarted | StepFinished | EpochFinished | Evaluated | TrainingFinished
-
-
 class Reporter(Protocol):
     def __call__(self, event: Any) -> None: ...
 

@@ -24,7 +24,7 @@ from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.build import build_component, build_model, rebuild_model
 from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry
-from diffrec_cli.runs import Run, read_json, resolve_run
+from diffrec_cli.runs import Run, resolve_run
 from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef
 from diffrec_cli.training.device import pick_device, seed_everything
 from diffrec_cli.training.events import Reporter, TrainingStarted, silent
@@ -101,7 +101,7 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
     """Continue a run from its latest resumable state, in its own folder. Only ``epochs`` and ``patience``
     may change (recorded in the run's config); any other setting that differs is an error naming it."""
     run = Run(resolve_run(home.runs_dir, run_or_path))
-    recorded = read_json(run.path / "config.json")
+    recorded = run.read_config()
     state = latest_state(run.resume_dir)
     if state is None:
         raise DiffrecError(f"run {run.id} has no resumable state (it stopped before its first resume point, "

@@ -15,8 +15,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
 from diffrec_cli.config import Settings
-from diffrec_cli.training.tracker import TrainingTracker, format_seconds
-from diffrec_cli.tui.charts import progress_bar
+from diffrec_cli.render.charts import progress_bar
+from diffrec_cli.render.numbers import format_seconds
+from diffrec_cli.training.tracker import TrainingTracker
 from diffrec_cli.tui.messages import TrainingDone, TrainingUpdate
 from diffrec_cli.tui.widgets import LossSparkline, StepLossBars
 
