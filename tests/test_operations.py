@@ -11,7 +11,7 @@ from diffrec_cli.data.demo import generate_log
 from diffrec_cli.data.formats import FORMATS, Table, log_writer, write_log_file
 from diffrec_cli.data.ingest import read_log
 from diffrec_cli.data.operations import Stored, build_demo_dataset, generate, import_file, open_log, prepare
-from diffrec_cli.data.store import DataHome, is_name
+from diffrec_cli.data.store import is_name
 from diffrec_cli.errors import DiffrecError, Hint
 
 # 12 users with 6 items each (ratings 4-5, so the clean recipe keeps everything), times in file order.
