@@ -15,6 +15,7 @@ from typing import Any
 
 from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError
+from diffrec_cli.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TrainConfig:
             if not ok:
                 raise DiffrecError(message)
         name, _, k = self.metric.partition("@")
-        if name not in ("recall", "ndcg", "precision", "mrr", "hit") or not k.isdigit() or int(k) not in self.ks:
+        if name not in METRICS or not k.isdigit() or int(k) not in self.ks:
             raise DiffrecError(f"metric must look like recall@20 with K among {list(self.ks)}, got {self.metric!r}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from diffrec_cli.atomic import atomic_path
 from diffrec_cli.data.store import DataHome
-from diffrec_cli.errors import DiffrecError
+from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import resolve_run
 from diffrec_cli.training.checkpoint import CheckpointMeta, load_checkpoint
@@ -37,7 +37,7 @@ def export_item_embeddings(run_or_checkpoint: str, out: str | Path, registry: Re
                            home: DataHome) -> np.ndarray:
     out = Path(out)
     if out.suffix != ".npy":
-        raise DiffrecError(f"--out must end in .npy, got {out.name!r}")
+        raise DiffrecError(f"the output file must end in .npy, got {out.name!r}", hint=Hint(options=("out",)))
     emb, _ = item_embeddings(run_or_checkpoint, registry, home=home)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from diffrec_cli.atomic import jsonable as _jsonable, write_json
 from diffrec_cli.config import Settings, flat_settings, load_toml, resolve_settings
 from diffrec_cli.data.store import DataHome
-from diffrec_cli.errors import DiffrecError
+from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import new_run_id
 from diffrec_cli.training.events import Reporter, silent
@@ -70,8 +70,8 @@ class SearchSpace:
 
     def grid(self) -> Iterator[dict[str, Any]]:
         if self.ranges:
-            raise DiffrecError(f"grid search needs lists of choices; {next(iter(self.ranges))!r} is a range "
-                               f"(use --strategy random)")
+            raise DiffrecError(f"grid search needs lists of choices; {next(iter(self.ranges))!r} is a range",
+                               hint=Hint(options=("strategy",), value="random"))
         names = list(self.choices)
         for values in itertools.product(*(self.choices[n] for n in names)):
             yield dict(zip(names, values))
@@ -129,7 +129,8 @@ def default_space(registry: Registry, model: str) -> SearchSpace:
     """The model's declared ``search_space`` (for the paper's models: its §4.1.3 scopes)."""
     space = registry.get("model", model).cls.search_space
     if not space:
-        raise DiffrecError(f"model {model!r} declares no default search space; give one with --space FILE.toml")
+        raise DiffrecError(f"model {model!r} declares no default search space",
+                           hint=Hint(options=("space",), value="FILE.toml", purpose="give one"))
     return SearchSpace.from_dict(dict(space))
 
 

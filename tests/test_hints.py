@@ -110,7 +110,7 @@ def test_data_commands_render_library_hints(home, tmp_path):
 # Library messages that still name a flag, in modules another change is rewriting: each is to become a
 # message plus a Hint (embeddings: Hint(options=("out",)); tuning: Hint(options=("strategy",), value="random")
 # and Hint(options=("space",))). Delete an entry when its message is converted.
-PENDING = {"embeddings.py", "tuning.py"}
+PENDING: set[str] = set()
 
 
 def _error_texts(path):

@@ -55,8 +55,9 @@ def test_plan_trials_grid_random_auto():
     assert plan_trials(space, "grid", max_trials=2)[1] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}]
     assert plan_trials(space, "random", max_trials=4, seed=3) == plan_trials(space, "random", max_trials=4, seed=3)
     ranged = SearchSpace.from_dict({"lr": {"loguniform": [1e-5, 1e-2]}, "n": {"int": [1, 3]}})
-    with pytest.raises(DiffrecError, match="random"):
+    with pytest.raises(DiffrecError, match="'lr' is a range") as refused:
         plan_trials(ranged, "grid")
+    assert (refused.value.hint.options, refused.value.hint.value) == (("strategy",), "random")
     _, points = plan_trials(ranged, "auto", max_trials=30)
     assert all(1e-5 <= p["lr"] <= 1e-2 and p["n"] in (1, 2, 3) for p in points)
     rng = random.Random(0)

@@ -54,7 +54,7 @@ class RichReporter:
             self.console.print(f"training [bold]{event.model}[/] on [bold]{event.dataset}[/]: "
                                f"{event.parameters:,} parameters, device {event.device}, precision {event.precision}"
                                + (f", run {event.run_id}" if event.run_id else ""))
-            for line in getattr(event, "details", ()):
+            for line in event.details:
                 self.console.print(line, highlight=False)
             self.epoch_task = self.progress.add_task("epochs", total=event.epochs, info="")
             self.step_task = self.progress.add_task("steps ", total=event.steps_per_epoch, info="")

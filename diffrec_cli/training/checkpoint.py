@@ -23,6 +23,7 @@ from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.build import rebuild_model
 from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry
+from diffrec_cli.runs import CHECKPOINT_DIR
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
@@ -114,8 +115,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path.parent
     if path.is_dir() and (path / META).is_file():
         return path
-    if path.is_dir() and (path / "checkpoint" / META).is_file():
-        return path / "checkpoint"
+    if path.is_dir() and (path / CHECKPOINT_DIR / META).is_file():
+        return path / CHECKPOINT_DIR
     raise DiffrecError(f"no checkpoint at {path} (expected a run directory or a {WEIGHTS} with {META} beside it)")
 
 

@@ -13,9 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from diffrec_cli.data.sparse import InteractionData, dense_rows
-
-DEFAULT_KS = (10, 20, 50, 100)
-METRICS = ("recall", "ndcg", "precision", "mrr", "hit")
+from diffrec_cli.metrics import DEFAULT_KS, METRICS  # noqa: F401  (re-exported: the trainer's names)
 
 
 def eval_batch_size(n_items: int) -> int:
