@@ -56,7 +56,10 @@ class RichReporter:
                                + (f", run {event.run_id}" if event.run_id else ""))
             for line in event.details:
                 self.console.print(line, highlight=False)
-            self.epoch_task = self.progress.add_task("epochs", total=event.epochs, info="")
+            if event.first_epoch > 1:
+                self.console.print(f"resumed after epoch {event.first_epoch - 1}", highlight=False)
+            self.epoch_task = self.progress.add_task("epochs", total=event.epochs, completed=event.first_epoch - 1,
+                                                     info="")
             self.step_task = self.progress.add_task("steps ", total=event.steps_per_epoch, info="")
             if self.live_enabled:
                 self.live = Live(console=self.console, refresh_per_second=8, transient=False,
