@@ -58,9 +58,11 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} PiB"  # pragma: no cover - the loop always returns
 
 
-def check_fits(needed: float, what: str, hint: Hint | None = None) -> None:
-    """Refuse (DiffrecError, with the estimate) when ``what`` would need more memory than is free."""
-    free = available_bytes()
+def check_fits(needed: float, what: str, hint: Hint | None = None, *, free: int | None = None,
+               memory: str = "memory") -> None:
+    """Refuse (DiffrecError, with the estimate) when ``what`` would need more ``memory`` than is ``free``
+    (default: :func:`available_bytes`)."""
+    free = available_bytes() if free is None else free
     if free is not None and needed > USABLE_SHARE * free:
-        raise DiffrecError(f"{what} would need about {format_bytes(needed)} of memory, but only "
+        raise DiffrecError(f"{what} would need about {format_bytes(needed)} of {memory}, but only "
                            f"{format_bytes(free)} is free", hint=hint)

@@ -105,14 +105,14 @@ def timestamps(series: pl.Series, column: str, where: Where, label: str) -> pl.S
     if series.null_count():
         row = _first_true(series.is_null())
         raise DiffrecError(f"{label}: {where(row)}: missing timestamp in column {column!r}")
-    original = series
+    original, numeric = series, _number_kind(series.dtype)
     if series.dtype == pl.Date:
         series = series.cast(pl.Datetime("ms"))
     if isinstance(series.dtype, pl.Datetime):
         series = series.dt.epoch("ms").cast(pl.Float64) / 1000
     elif series.dtype == pl.String:
-        series = _text_times(series, column, where, label)
-    elif _number_kind(series.dtype):
+        series, numeric = _text_times(series, column, where, label)
+    elif numeric:
         series = series.cast(pl.Float64)
     else:
         raise DiffrecError(f"{label}: column {column!r} (timestamp) has type {series.dtype}, not a number")
@@ -125,21 +125,21 @@ def timestamps(series: pl.Series, column: str, where: Where, label: str) -> pl.S
     if outside.any():
         row = _first_true(outside)
         raise DiffrecError(f"{label}: {where(row)}: timestamp {original[row]!r} in column {column!r} lies "
-                           f"outside the years 1 to 9999 (numbers are read as unix seconds)")
+                           f"outside the years 1 to 9999" + (" (numbers are read as unix seconds)" if numeric else ""))
     return series.floor().cast(pl.Int64)
 
 
-def _text_times(series: pl.Series, column: str, where: Where, label: str) -> pl.Series:
-    """Texts that are all numbers (seconds), else all dates: as Float64 seconds."""
+def _text_times(series: pl.Series, column: str, where: Where, label: str) -> tuple[pl.Series, bool]:
+    """Texts that are all numbers (seconds), else all dates: as Float64 seconds, and whether they were numbers."""
     numbers = series.cast(pl.Float64, strict=False)
     if numbers.null_count() == 0:
-        return numbers
+        return numbers, True
     try:
         dates = series.str.to_datetime(strict=False, time_unit="ms")
     except pl.exceptions.PolarsError:  # no date format fits the first values
         dates = pl.repeat(None, len(series), dtype=pl.Datetime("ms"), eager=True)
     if dates.null_count() == 0:
-        return dates.dt.epoch("ms").cast(pl.Float64) / 1000
+        return dates.dt.epoch("ms").cast(pl.Float64) / 1000, False
     row = _first_true(numbers.is_null() & dates.is_null())
     raise DiffrecError(f"{label}: {where(row)}: timestamp {series[row]!r} in column {column!r} is "
                        f"neither a number nor a date")

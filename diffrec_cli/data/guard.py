@@ -49,8 +49,10 @@ def lock_timeout() -> float:
 
 
 @contextmanager
-def writers_lock(root: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the data home's writers' lock (see the module docstring); re-entrant within this process."""
+def writers_lock(root: Path, on_wait: Callable[[str], None] | None = None,
+                 timeout: float | None = None) -> Iterator[None]:
+    """Hold the data home's writers' lock (see the module docstring); re-entrant within this process.
+    ``timeout``: seconds to wait for another holder (default :func:`lock_timeout`)."""
     root.mkdir(parents=True, exist_ok=True)
     path = str((root / LOCK_FILE).resolve())
     with _held_guard:
@@ -63,7 +65,7 @@ def writers_lock(root: Path, on_wait: Callable[[str], None] | None = None) -> It
             return
         handle = open(path, "a+")
         try:
-            _acquire(handle, root, on_wait)
+            _acquire(handle, root, on_wait, lock_timeout() if timeout is None else timeout)
             handle.seek(0)
             handle.truncate()
             handle.write(f"{os.getpid()} {time.strftime('%H:%M:%S')}\n")
@@ -77,10 +79,10 @@ def writers_lock(root: Path, on_wait: Callable[[str], None] | None = None) -> It
             handle.close()  # closing the file releases the lock
 
 
-def _acquire(handle, root: Path, on_wait: Callable[[str], None] | None) -> None:
+def _acquire(handle, root: Path, on_wait: Callable[[str], None] | None, timeout: float) -> None:
     if fcntl is None:
         return
-    deadline, told = time.monotonic() + lock_timeout(), False
+    deadline, told = time.monotonic() + timeout, False
     while True:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

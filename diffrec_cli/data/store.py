@@ -141,6 +141,19 @@ class DataHome:
             sweep(self.logs_dir)
             yield
 
+    def tidy(self) -> None:
+        """Sweep what killed writers left, if there is anything and no other writer holds the lock (never
+        waits): for commands that write the home elsewhere (a training writes ``runs/``)."""
+        folders = [f for f in (self.datasets_dir, self.logs_dir) if f.is_dir()]
+        if not any(p.name.startswith(".") for f in folders for p in f.iterdir()):
+            return
+        try:
+            with writers_lock(self.root, timeout=0):
+                sweep(self.datasets_dir)
+                sweep(self.logs_dir)
+        except DiffrecError:  # another writer holds the lock: it sweeps
+            pass
+
     def _claim_unchanged(self, name: str, kind: str, force: bool, expect: Any) -> None:
         """Under the lock: ``claim`` again, and refuse when another process changed ``name`` since ``expect``."""
         now = self.claim(name, kind, force=force)

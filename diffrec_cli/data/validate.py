@@ -123,7 +123,13 @@ def read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy raises ValueError, OSError, EOFError, UnpicklingError, ... for bad files
-        detail = "it holds pickled Python objects" if "allow_pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
+        text = str(exc)
+        if "Object arrays" in text:
+            detail = "it holds Python objects, which are never unpickled"
+        elif "pickled" in text:  # numpy reads anything without the .npy header as a pickle
+            detail = "it is not in .npy format, and pickled data is never loaded"
+        else:
+            detail = f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
         raise DiffrecError(f"{path} is not a readable .npy array ({detail})") from None
 
 
