@@ -2,8 +2,8 @@
 
 - **The writers' lock** (``HOME/.lock``): every process that changes ``datasets/`` or ``logs/`` holds it while
   it does (``flock``: the kernel releases it when a process dies, even by ``kill -9``). A second writer
-  waits for it, up to ``$DIFFREC_LOCK_TIMEOUT`` seconds (default 600), then gives up with an error naming
-  the holder. Work that takes long (reading a file, running a recipe) happens before the lock is taken, so
+  waits for it (saying so after a second), up to ``$DIFFREC_LOCK_TIMEOUT`` seconds (default 600), then
+  gives up with an error naming the holder. Work that takes long (reading a file, running a recipe) happens before the lock is taken, so
   the lock is held only while a finished folder is written and renamed in.
 - **Swaps** (``atomic.atomic_directory``): a folder is built under a hidden temporary name
   (``.NAME.xxxxxxxx.tmp``), renamed in, and the folder it replaces removed last.
@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - not a POSIX system: writers are not se
 
 LOCK_FILE = ".lock"
 DEFAULT_TIMEOUT = 600.0
+TELL_AFTER = 1.0  # seconds of waiting before on_wait is told (a short wait goes unmentioned)
 _POLL = 0.05
 
 # Locks this process holds, by lock path: (open file, depth). The lock is re-entrant within a process,
@@ -82,7 +83,8 @@ def writers_lock(root: Path, on_wait: Callable[[str], None] | None = None,
 def _acquire(handle, root: Path, on_wait: Callable[[str], None] | None, timeout: float) -> None:
     if fcntl is None:
         return
-    deadline, told = time.monotonic() + timeout, False
+    started, told = time.monotonic(), False
+    deadline = started + timeout
     while True:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,7 +94,7 @@ def _acquire(handle, root: Path, on_wait: Callable[[str], None] | None, timeout:
             if time.monotonic() >= deadline:
                 raise DiffrecError(f"the data home {root} is being written by another process ({holder}); "
                                    f"nothing was saved: try again when it has finished") from None
-            if not told and on_wait is not None:
+            if not told and on_wait is not None and time.monotonic() >= started + TELL_AFTER:
                 on_wait(holder)
                 told = True
             time.sleep(_POLL)

@@ -139,7 +139,8 @@ def check_item_emb(emb: np.ndarray, n_items: int, where: str) -> np.ndarray:
         raise DiffrecError(f"{where}: expected shape ({n_items}, d), got {emb.shape}")
     if emb.dtype == np.bool_ or not (np.issubdtype(emb.dtype, np.integer) or np.issubdtype(emb.dtype, np.floating)):
         raise DiffrecError(f"{where}: expected real numbers, got dtype {emb.dtype}")
-    converted = emb.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, refused below
+        converted = emb.astype(np.float32)
     finite = np.isfinite(converted)
     if not finite.all():
         row = int(np.argwhere(~finite)[0][0])
