@@ -97,10 +97,13 @@ def generate(home: DataHome, name: str, *, users: int, items: int, interactions:
 
 
 def build_demo_dataset(home: DataHome, *, force: bool = False) -> Stored | None:
-    """Store the bundled demo dataset; None (and nothing done) when it is there already and not forced."""
+    """Store the bundled demo dataset; None (and nothing done) when it is there already and not forced.
+
+    Unforced, it is built as on first use: one process builds it while any other waits, then finds it built.
+    """
     from diffrec_cli.data.demo import build_demo
 
-    if home.exists(DEMO_NAME) and not force:
-        return None
+    if not force:
+        return Stored("dataset", DEMO_NAME, home.dataset_dir(DEMO_NAME)) if home.ensure_demo() else None
     found = home.version(DEMO_NAME)
-    return Stored("dataset", DEMO_NAME, home.save(build_demo(), force=force, expect=found))
+    return Stored("dataset", DEMO_NAME, home.save(build_demo(), force=True, expect=found))

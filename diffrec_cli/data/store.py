@@ -283,8 +283,8 @@ class DataHome:
         return pl.scan_parquet(path)
 
     def load(self, name: str) -> InteractionData:
-        if name == DEMO_NAME and not self.exists(name):
-            self._build_demo()
+        if name == DEMO_NAME:
+            self.ensure_demo()
         meta = self.meta(name)
         folder = self.dataset_dir(name)
         import polars as pl
@@ -316,13 +316,18 @@ class DataHome:
         return InteractionData(name=name, **splits, user_ids=users, item_ids=items,
                                train_order=train_order, item_emb=item_emb, meta=meta)
 
-    def _build_demo(self) -> None:
-        """Build the bundled demo dataset on first use; one process builds it while the others wait."""
+    def ensure_demo(self) -> bool:
+        """Build the bundled demo dataset unless it is there; whether this call built it. One process builds it
+        (holding the writers' lock) while any other waits and then finds it built."""
+        if self.exists(DEMO_NAME):
+            return False
         from diffrec_cli.data.demo import build_demo
 
         with self.writing():
-            if not self.exists(DEMO_NAME):
-                self.save(build_demo())
+            if self.exists(DEMO_NAME):
+                return False
+            self.save(build_demo())
+            return True
 
 
 def _dataset_files(data: InteractionData) -> tuple[dict[str, np.ndarray], str, np.ndarray | None]:
