@@ -46,6 +46,10 @@ def ids(series: pl.Series, role: str, column: str, where: Where, label: str) -> 
     if series.dtype == pl.String:
         return _text_ids(series, role, column, where, label)
     if series.dtype.is_integer():
+        if series.dtype == pl.UInt64 and series.max() >= 2**63:
+            row = _first_true(series >= 2**63)
+            raise DiffrecError(f"{label}: {where(row)}: {role} id {series[row]} in column {column!r} is not a "
+                               f"usable id (ids must be below 2**63)")
         return series.cast(pl.Int64)
     if _number_kind(series.dtype):
         return _float_ids(series.cast(pl.Float64), role, column, where, label)
