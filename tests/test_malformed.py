@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 
 import numpy as np
 import polars as pl
@@ -415,4 +417,16 @@ def test_sizes_that_cannot_fit_are_refused_with_the_estimate(tiny_home, monkeypa
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * GIB)
     line = fails_cleanly(_train_args("--set", setting), root=tiny_home.root)
     assert line == f"error: {message}"
+    assert not tiny_home.runs_dir.exists()
+
+
+def test_diffusion_steps_beyond_the_free_memory_fail_fast(tiny_home):
+    """No stand-in for the free memory here: this machine's own, and twice as many steps as would fit."""
+    free = memory.available_bytes()
+    steps = 2 * free // (8 * 43) + 1  # 8 bytes x (2 x 16 coefficients + 10 history + 1) per step
+    tick = time.monotonic()
+    line = fails_cleanly(_train_args("--set", f"steps={steps}"), root=tiny_home.root)
+    assert time.monotonic() - tick < 30  # refused from the estimate: nothing of that size was allocated
+    assert re.fullmatch(r"error: diffrec with these diffusion steps would need about [\d,.]+ [GT]iB of memory, but only "
+                        r"[\d,.]+ [GMT]iB is free; use --set steps=VALUE to need less memory", line), line
     assert not tiny_home.runs_dir.exists()
