@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from diffrec_cli import __version__
@@ -42,7 +44,11 @@ def main() -> None:
     from diffrec_cli.cli.common import show_plugin_problems
     from diffrec_cli.plugins import get_plugins
 
-    plugins = get_plugins()
-    plugins.add_commands(app)
-    show_plugin_problems(plugins.problems)
+    try:
+        plugins = get_plugins()
+        plugins.add_commands(app)
+        show_plugin_problems(plugins.problems)
+    except KeyboardInterrupt:  # Ctrl-C while plugins load: the status of any interrupted command
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     app()

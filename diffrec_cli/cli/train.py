@@ -20,7 +20,7 @@ def train_command(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 only where the hardware supports it)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; the same seed gives the same run \\[default: 1]."),
     live: bool = typer.Option(True, "--live/--no-live", help="Live panel on a terminal; --no-live prints plain lines."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
     samples: int = typer.Option(3, "--samples", help="Show top-10 recommendations for this many users at the end."),

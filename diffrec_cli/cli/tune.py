@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from diffrec_cli.cli.common import HomeOption, console, handles_errors
+from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors
 
 
 def _fmt(value: Any) -> str:
@@ -130,7 +130,7 @@ def tune_command(
     from diffrec_cli.config import parse_sets
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.training.events import silent
-    from diffrec_cli.tuning import TUNE_FILE, default_space, parse_duration, read_space_file, tune
+    from diffrec_cli.tuning import TUNE_FILE, default_space, parse_duration, read_space_file
 
     reg = registry()
     fixed: dict[str, Any] = {}
@@ -142,15 +142,12 @@ def tune_command(
     if epochs is not None:
         fixed["epochs"] = epochs
     reporter = silent if as_json else TuneReporter(console, live=live)
-    try:
-        result = tune(model, dataset, reg, home=DataHome(home), space=search, fixed=fixed, strategy=strategy,
-                      max_trials=max_trials, timeout=parse_duration(timeout), seed=seed, reporter=reporter)
-    finally:
-        if isinstance(reporter, TuneReporter):
-            reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
+    result, stopped = _search(reporter, model=model, dataset=dataset, registry=reg, home=DataHome(home),
+                              space=search, fixed=fixed, strategy=strategy, max_trials=max_trials,
+                              timeout=parse_duration(timeout), seed=seed)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
+        raise typer.Exit(stopped)
     console.print(results_table(result, show_runs=console.width >= 150))
     best = result.best
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
@@ -165,3 +162,22 @@ def tune_command(
         console.print(f"stopped by --timeout after {result.seconds:.0f}s; skipped trials are listed last")
     console.print(f"selected run: {best.run_path}")
     console.print(f"summary: {result.path / TUNE_FILE}")
+    raise typer.Exit(stopped)  # a stopped search shows what finished, then exits as a stopped command does
+
+
+def _search(reporter: Any, **arguments: Any) -> tuple[Any, int]:
+    """``tuning.tune(**arguments)`` with SIGTERM stopping it like Ctrl-C; the result and the exit status (0,
+    or 130 / 143 when the search was stopped). Stopped before any trial scored: exits at once."""
+    from diffrec_cli.cli.stopping import StopSignals
+    from diffrec_cli.tuning import tune
+
+    with StopSignals() as stops:
+        try:
+            result = tune(**arguments, reporter=reporter)
+        except KeyboardInterrupt:
+            err_console.print("interrupted before any trial finished", highlight=False)
+            raise typer.Exit(stops.exit_code) from None
+        finally:
+            if isinstance(reporter, TuneReporter):
+                reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
+    return result, stops.exit_code if result.interrupted else 0

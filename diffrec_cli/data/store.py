@@ -4,8 +4,8 @@ Layout: ``HOME/datasets/NAME/{meta.json, splits.npz, interactions.parquet, users
 [, item_emb.npy]}`` (prepared datasets), ``HOME/logs/NAME/{meta.json, log.parquet, users.parquet,
 items.parquet}`` (imported raw logs, the input of ``diffrec data prepare``) and ``HOME/runs/RUN_ID/``.
 Datasets and logs share one namespace: a name is either. HOME is ``--home``, else ``$DIFFREC_HOME``, else
-``$XDG_DATA_HOME/diffrec`` (``~/.local/share/diffrec``). A dataset directory is built under a temporary name
-and renamed into place.
+the platform's user-data folder (``home.py``; ``~/.local/share/diffrec`` on Linux). A dataset directory is
+built under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -24,19 +24,10 @@ from diffrec_cli import __version__
 from diffrec_cli.atomic import atomic_directory
 from diffrec_cli.data.sparse import SPLITS, InteractionData
 from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.home import resolve_home
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEMO_NAME = "demo"
-
-
-def resolve_home(home: str | os.PathLike | None = None) -> Path:
-    if home:
-        return Path(home).expanduser()
-    env = os.environ.get("DIFFREC_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "diffrec"
 
 
 def is_name(text: str) -> bool:
