@@ -249,17 +249,35 @@ def read_runs(runs_dir: Path) -> list[RunRecord]:
     return [read_run(path) for path in run_folders(runs_dir)]
 
 
+def matching_ids(ids: list[str], text: str) -> list[str]:
+    """The ids that ``text`` names: the id itself, else every id it begins or ends (what the CLI accepts)."""
+    if text in ids:
+        return [text]
+    return [i for i in ids if text and (i.startswith(text) or i.endswith(text))]
+
+
+def short_id(run_id: str, ids: list[str]) -> str:
+    """The shortest name of ``run_id`` to show (the dashboard's id column) that still names only it among
+    ``ids``: a generated id's four random hex digits when they are unique, else the whole id."""
+    found = RUN_ID.match(run_id)
+    if found and matching_ids(ids, found.group(3)) == [run_id]:
+        return found.group(3)
+    return run_id
+
+
 def resolve_run(home_runs: Path, run_or_path: str) -> Path:
-    """A path as given, or a run id (or unique id prefix) under the data home's runs folder."""
+    """A path as given, or a run id, or any unique prefix or suffix of one, under the data home's runs folder."""
     direct = Path(run_or_path)
     if direct.exists():
         return direct
     candidate = home_runs / run_or_path
     if candidate.exists():
         return candidate
-    matches = [p for p in run_folders(home_runs) if p.name.startswith(run_or_path)]
+    ids = [p.name for p in run_folders(home_runs)]
+    matches = matching_ids(ids, run_or_path)
     if len(matches) == 1:
-        return matches[0]
+        return home_runs / matches[0]
     if len(matches) > 1:
-        raise DiffrecError(f"{run_or_path!r} matches {len(matches)} runs; give more of the id")
+        shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
+        raise DiffrecError(f"{run_or_path!r} matches {len(matches)} runs; give more of the id ({shown})")
     raise DiffrecError(f"no run or checkpoint {run_or_path!r} (looked in {home_runs})")
