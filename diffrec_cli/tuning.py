@@ -329,13 +329,17 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
         result.seconds = time.perf_counter() - started
         result.timed_out = result.timed_out or out_of_time()
         write_json(folder / TUNE_FILE, result.to_dict())
+    _require_a_score(result)
+    reporter(TuneFinished(result))
+    return result
+
+
+def _require_a_score(result: TuneResult) -> None:
     if result.best is None:
         if result.interrupted:  # Ctrl-C before any trial scored: nothing to report, the caller was stopped
             raise KeyboardInterrupt
         errors = [t.error for t in result.trials if t.error]
         raise DiffrecError("no trial produced a validation score" + (f"; first error: {errors[0]}" if errors else ""))
-    reporter(TuneFinished(result))
-    return result
 
 
 def _run_trial(trial: Trial, settings: Settings, registry: Registry, home: DataHome,
