@@ -41,8 +41,8 @@ def imported_packages(*args: str) -> set[str]:
     return set(last.split()[1:])
 
 
-@pytest.mark.parametrize("args", [("--help",), ("--version",), ("plugins",), ("train", "--help")])
-def test_these_commands_import_no_torch(args):
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("plugins",), ("train", "--help"), ("runs", "list")])
+def test_these_commands_import_no_torch(args, home):
     packages = imported_packages(*args)
     assert {"diffrec_baselines", "diffrec_example"} <= packages  # the plugins did load
     assert "torch" not in packages
