@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 HOME_ENV = "DIFFREC_HOME"
+RUNS_FOLDER = "runs"  # HOME/runs/RUN_ID: what ``runs.py`` reads and writes
 
 
 def default_home() -> Path:
@@ -28,3 +29,8 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return default_home()
+
+
+def runs_dir(home: str | os.PathLike | None = None) -> Path:
+    """Where the data home keeps its runs (``DataHome.runs_dir``, without loading the data code)."""
+    return resolve_home(home) / RUNS_FOLDER

@@ -21,11 +21,11 @@ app = typer.Typer(help="List, inspect, remove and export training runs.", no_arg
 
 def _records(home: Optional[str], names: list[str]):
     """The run records ``names`` resolve to (ids, unique prefixes or suffixes, or folders), all or none."""
-    from diffrec_cli.data.store import DataHome
+    from diffrec_cli.home import runs_dir
     from diffrec_cli.runs import read_run, resolve_run
 
-    runs_dir = DataHome(home).runs_dir
-    return [read_run(resolve_run(runs_dir, name)) for name in names]
+    folder = runs_dir(home)
+    return [read_run(resolve_run(folder, name)) for name in names]
 
 
 @app.command("list")
@@ -40,23 +40,23 @@ def list_runs(
 ) -> None:
     """The runs in the data home, oldest first. The run column shows the shortest id the other commands
     accept (any unique prefix or suffix of a run id works)."""
-    from diffrec_cli.data.store import DataHome
+    from diffrec_cli.home import runs_dir
     from diffrec_cli.render.runs import run_row, runs_table
     from diffrec_cli.runs import STATUSES, read_runs
 
     if status is not None and status not in STATUSES:
         raise DiffrecError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
-    store = DataHome(home)
-    records = [r for r in read_runs(store.runs_dir)
+    folder = runs_dir(home)
+    records = [r for r in read_runs(folder)
                if (model is None or r.model == model) and (dataset is None or r.dataset == dataset)
                and (status is None or r.status == status)]
     if as_json:
         typer.echo(json.dumps([run_row(r) for r in records], indent=2))
         return
     if not records:
-        console.print(f"no runs{' match' if model or dataset or status else ''} in {store.runs_dir}")
+        console.print(f"no runs{' match' if model or dataset or status else ''} in {folder}")
         return
-    console.print(runs_table(records, title=f"{len(records)} run(s) in {store.runs_dir}"))
+    console.print(runs_table(records, title=f"{len(records)} run(s) in {folder}"))
 
 
 @app.command("show")

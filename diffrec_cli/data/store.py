@@ -24,7 +24,7 @@ from diffrec_cli import __version__
 from diffrec_cli.atomic import atomic_directory
 from diffrec_cli.data.sparse import SPLITS, InteractionData
 from diffrec_cli.errors import DiffrecError, Hint
-from diffrec_cli.home import resolve_home
+from diffrec_cli.home import RUNS_FOLDER, resolve_home
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEMO_NAME = "demo"
@@ -54,7 +54,7 @@ class DataHome:
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return self.root / RUNS_FOLDER
 
     @property
     def logs_dir(self) -> Path:
