@@ -1,7 +1,8 @@
-"""Where the data home is: ``--home``, else ``$DIFFREC_HOME``, else the platform's user-data folder.
+"""Where the data home is (``--home``, else ``$DIFFREC_HOME``, else the platform's user-data folder) and the
+names it holds.
 
-Kept apart from ``data/store.py`` (which needs numpy and scipy) because the CLI names the resolved home in
-its ``--help`` and completes dataset names from it, both without loading any numerical library.
+Kept apart from ``data/store.py`` (which needs numpy, scipy and torch) because the CLI names the resolved home
+in its ``--help``, lists runs and completes dataset names and run ids from it, all without loading them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 from pathlib import Path
 
 HOME_ENV = "DIFFREC_HOME"
-RUNS_FOLDER = "runs"  # HOME/runs/RUN_ID: what ``runs.py`` reads and writes
 
 
 def default_home() -> Path:
@@ -31,6 +31,36 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
     return default_home()
 
 
-def runs_dir(home: str | os.PathLike | None = None) -> Path:
-    """Where the data home keeps its runs (``DataHome.runs_dir``, without loading the data code)."""
-    return resolve_home(home) / RUNS_FOLDER
+class HomeFolders:
+    """The data home's layout: ``datasets/NAME``, ``logs/NAME`` (each complete once it holds ``meta.json``)
+    and ``runs/RUN_ID``. ``data/store.py``'s ``DataHome`` adds reading and writing them."""
+
+    def __init__(self, home: str | os.PathLike | None = None) -> None:
+        self.root = resolve_home(home)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def names(self) -> list[str]:
+        """The prepared datasets, sorted."""
+        return _stored_names(self.datasets_dir)
+
+    def log_names(self) -> list[str]:
+        """The imported raw logs, sorted."""
+        return _stored_names(self.logs_dir)
+
+
+def _stored_names(folder: Path) -> list[str]:
+    """The entries of ``folder`` that hold a ``meta.json`` (complete datasets or logs), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / "meta.json").is_file())

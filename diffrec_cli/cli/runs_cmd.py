@@ -21,10 +21,10 @@ app = typer.Typer(help="List, inspect, remove and export training runs.", no_arg
 
 def _records(home: Optional[str], names: list[str]):
     """The run records ``names`` resolve to (ids, unique prefixes or suffixes, or folders), all or none."""
-    from diffrec_cli.home import runs_dir
+    from diffrec_cli.home import HomeFolders
     from diffrec_cli.runs import read_run, resolve_run
 
-    folder = runs_dir(home)
+    folder = HomeFolders(home).runs_dir
     return [read_run(resolve_run(folder, name)) for name in names]
 
 
@@ -40,13 +40,13 @@ def list_runs(
 ) -> None:
     """The runs in the data home, oldest first. The run column shows the shortest id the other commands
     accept (any unique prefix or suffix of a run id works)."""
-    from diffrec_cli.home import runs_dir
+    from diffrec_cli.home import HomeFolders
     from diffrec_cli.render.runs import run_row, runs_table
     from diffrec_cli.runs import STATUSES, read_runs
 
     if status is not None and status not in STATUSES:
         raise DiffrecError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
-    folder = runs_dir(home)
+    folder = HomeFolders(home).runs_dir
     records = [r for r in read_runs(folder)
                if (model is None or r.model == model) and (dataset is None or r.dataset == dataset)
                and (status is None or r.status == status)]
