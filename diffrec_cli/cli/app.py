@@ -14,7 +14,7 @@ app = typer.Typer(
     name="diffrec",
     help="Train, evaluate and serve diffusion recommender models (DiffRec, SIGIR 2023).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; completions: cli/complete.py
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, handles_errors
 from diffrec_cli.errors import DiffrecError, Hint
 
@@ -31,8 +32,8 @@ def _records(home: Optional[str], names: list[str]):
 @app.command("list")
 @handles_errors
 def list_runs(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Only runs of this model."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Only runs on this dataset."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Only runs of this model."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", autocompletion=complete.datasets, help="Only runs on this dataset."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: running, finished, "
                                          "failed or stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (full ids, every best metric)."),
@@ -62,7 +63,7 @@ def list_runs(
 @app.command("show")
 @handles_errors
 def show_run(
-    run: str = typer.Argument(..., help="Run id (or a unique prefix or suffix) or run folder."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="Run id (or a unique prefix or suffix) or run folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: config, status, evaluations and final."),
     home: HomeOption = None,
 ) -> None:
@@ -85,7 +86,7 @@ def show_run(
 @app.command("rm")
 @handles_errors
 def remove_runs(
-    runs: List[str] = typer.Argument(..., help="Run ids (or unique prefixes or suffixes) or run folders."),
+    runs: List[str] = typer.Argument(..., autocompletion=complete.runs, help="Run ids (or unique prefixes or suffixes) or run folders."),
     force: bool = typer.Option(False, "--force", help="Also remove runs marked running (e.g. left by a crash)."),
     home: HomeOption = None,
 ) -> None:
@@ -105,7 +106,7 @@ def remove_runs(
 @app.command("export")
 @handles_errors
 def export_runs(
-    runs: List[str] = typer.Argument(..., help="Run ids (or unique prefixes or suffixes) or run folders."),
+    runs: List[str] = typer.Argument(..., autocompletion=complete.runs, help="Run ids (or unique prefixes or suffixes) or run folders."),
     out: Path = typer.Option(..., "--out", "-o", help="A .csv or .parquet file ('-': CSV on standard output)."),
     home: HomeOption = None,
 ) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
+from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors
 from diffrec_cli.errors import DiffrecError
 
@@ -26,7 +27,7 @@ def recommendations_table(frame: "pl.DataFrame", title: str = "recommendations")
 
 @handles_errors
 def eval_command(
-    run: str = typer.Argument(..., help="Run id (or a unique prefix or suffix), run directory, or checkpoint path."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="Run id (or a unique prefix or suffix), run directory, or checkpoint path."),
     split: str = typer.Option("both", "--split", help="valid, test or both."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     device: str = typer.Option("cpu", "--device"),
@@ -53,7 +54,7 @@ def eval_command(
 
 @handles_errors
 def recommend_command(
-    run: str = typer.Argument(..., help="Run id (or a unique prefix or suffix), run directory, or checkpoint path."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="Run id (or a unique prefix or suffix), run directory, or checkpoint path."),
     user: Optional[list[str]] = typer.Option(None, "--user", "-u", help="Raw user id; repeatable."),
     users_file: Optional[Path] = typer.Option(None, "--users-file", help="File with one raw user id per line (or a CSV/Parquet with a 'user' column)."),
     k: int = typer.Option(10, "-k", "--top", help="How many items per user."),

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors
 
 
@@ -107,12 +108,12 @@ def results_table(result: Any, limit: int | None = None, *, show_runs: bool = Tr
 
 @handles_errors
 def tune_command(
-    model: str = typer.Option("diffrec", "--model", "-m", help="Registered model name."),
-    dataset: str = typer.Option("demo", "--dataset", "-d", help="Prepared dataset name."),
+    model: str = typer.Option("diffrec", "--model", "-m", autocompletion=complete.models, help="Registered model name."),
+    dataset: str = typer.Option("demo", "--dataset", "-d", autocompletion=complete.datasets, help="Prepared dataset name."),
     space: Optional[Path] = typer.Option(None, "--space", help="TOML file: a \\[search] table (lists of choices, or "
                                          "{loguniform|uniform|int = \\[lo, hi]}) plus fixed settings. Default: the "
                                          "model's own space (the paper's §4.1.3 scopes for its models)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", help="Fixed key=value setting for every trial; repeatable."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", autocompletion=complete.settings, help="Fixed key=value setting for every trial; repeatable."),
     strategy: str = typer.Option("auto", "--strategy", help="grid, random, or auto (grid when it fits --max-trials)."),
     max_trials: Optional[int] = typer.Option(None, "--max-trials", help="At most this many trials (random: default 20)."),
     timeout: Optional[str] = typer.Option(None, "--timeout", help="Stop after this long (e.g. 900, 15m, 2h); the "
