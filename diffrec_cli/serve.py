@@ -136,7 +136,8 @@ def recommend(model: torch.nn.Module, data: InteractionData, raw_users: Iterable
     missing = unknown_users(data, raw_users)
     if missing and not skip_unknown and cold_start is None:
         shown = ", ".join(repr(str(u)) for u in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise DiffrecError(f"{len(missing)} unknown user id(s) in dataset {data.name!r}: {shown}",
+        what = f"unknown user id {shown}" if len(missing) == 1 else f"{len(missing)} unknown user ids ({shown})"
+        raise DiffrecError(f"{what} in dataset {data.name!r}",
                            hint=Hint(options=("skip_unknown", "cold_start"),
                                      purpose="leave them out or give them the most popular items"))
     unknown = {str(u) for u in missing}

@@ -44,7 +44,7 @@ def test_train_load_and_recommend_agree(tiny_home, tmp_path, monkeypatch):
     assert served.meta.model.name == "diffrec"
     assert recommend(served, ["u1", "u2"], k=5).equals(direct)
     assert recommend(outcome.run.id, ["u1", "u2"], k=5, home=tiny_home.root).equals(direct)
-    with pytest.raises(DiffrecError, match="1 unknown user id"):
+    with pytest.raises(DiffrecError, match="unknown user id 'nobody' in dataset 'tiny'"):
         recommend(served, ["u1", "nobody"], k=5)
     skipped = recommend(served, ["u1", "nobody"], k=5, skip_unknown=True)
     alone = direct.filter(pl.col("user") == "u1")  # scored in a batch of two: equal up to rounding

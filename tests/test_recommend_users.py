@@ -53,7 +53,7 @@ def test_an_unknown_user_fails_the_batch_naming_every_unknown_id(int_run, tmp_pa
     home, run, env = int_run
     result = invoke(["recommend", run, "-u", "101", "-u", "7", "-u", "x9"], env, code=2)
     assert result.stderr.strip() == (
-        "error: 2 unknown user id(s) in dataset 'ints': '7', 'x9'; use --skip-unknown or --cold-start to "
+        "error: 2 unknown user ids ('7', 'x9') in dataset 'ints'; use --skip-unknown or --cold-start to "
         "leave them out or give them the most popular items")
     assert result.stdout == ""
 
