@@ -7,6 +7,7 @@ user asked for, and the rename keeps the mode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -95,3 +96,11 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,7 +14,7 @@ from diffrec_cli.data.sparse import InteractionData, dense_rows
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
-from diffrec_cli.runs import resolve_run
+from diffrec_cli.runs import STATUS_FILE, read_run, resolve_run
 from diffrec_cli.training.checkpoint import CheckpointMeta, load_checkpoint
 from diffrec_cli.training.device import pick_device
 from diffrec_cli.training.evaluate import evaluate
@@ -26,6 +26,7 @@ class Served:
     data: InteractionData
     meta: CheckpointMeta
     inputs: Any  # the (reweighted) training matrix the model reads as input
+    run_status: str | None = None  # the run's status (runs.read_run) when served from a run folder
 
     @property
     def ks(self) -> list[int]:
@@ -40,7 +41,8 @@ def load_served(run_or_checkpoint: str, registry: Registry, *, home: DataHome, d
     if data.fingerprint() != info.fingerprint:
         raise DiffrecError(f"dataset {info.name!r} has changed since this model was trained "
                            f"(fingerprint {data.fingerprint()} != {info.fingerprint})")
-    return Served(loaded.model, data, loaded.meta, loaded.model.inputs(data))
+    status = read_run(path).status if (path / STATUS_FILE).is_file() else None
+    return Served(loaded.model, data, loaded.meta, loaded.model.inputs(data), status)
 
 
 def evaluate_served(served: Served, splits: Iterable[str] = ("valid", "test")) -> dict[str, dict[str, float]]:

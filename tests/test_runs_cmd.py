@@ -83,7 +83,7 @@ def test_list_filters_and_json(runs_home):
     both = json.loads(cli("runs", "list", "--json", "--model", "diffrec", "--dataset", "demo").stdout)
     assert [r["id"] for r in both] == [RUNS[3][0]]
     bad = cli("runs", "list", "--status", "done", code=2)
-    assert bad.stderr.strip() == "error: --status must be one of running, finished, failed, stopped, got 'done'"
+    assert bad.stderr.strip() == "error: --status must be one of running, finished, failed, stopped, crashed, got 'done'"
     assert "no runs match" in cli("runs", "list", "--model", "lightgcn").stdout
 
 

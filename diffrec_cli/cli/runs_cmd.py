@@ -35,7 +35,7 @@ def list_runs(
     model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Only runs of this model."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", autocompletion=complete.datasets, help="Only runs on this dataset."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: running, finished, "
-                                         "failed or stopped."),
+                                         "failed, stopped or crashed (marked running, its process gone)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (full ids, every best metric)."),
     home: HomeOption = None,
 ) -> None:
@@ -43,10 +43,10 @@ def list_runs(
     accept (any unique prefix or suffix of a run id works)."""
     from diffrec_cli.home import HomeFolders
     from diffrec_cli.render.runs import run_row, runs_table
-    from diffrec_cli.runs import STATUSES, read_runs
+    from diffrec_cli.runs import CRASHED, STATUSES, read_runs
 
-    if status is not None and status not in STATUSES:
-        raise DiffrecError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if status is not None and status not in (*STATUSES, CRASHED):
+        raise DiffrecError(f"--status must be one of {', '.join((*STATUSES, CRASHED))}, got {status!r}")
     folder = HomeFolders(home).runs_dir
     records = [r for r in read_runs(folder)
                if (model is None or r.model == model) and (dataset is None or r.dataset == dataset)

@@ -38,12 +38,17 @@ def eval_command(
     from diffrec_cli.cli.common import registry
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.metrics import metrics_table
+    from diffrec_cli.runs import CRASHED, RUNNING, STOPPED
     from diffrec_cli.serve import evaluate_served, load_served
 
     splits = {"both": ("valid", "test"), "valid": ("valid",), "test": ("test",)}.get(split)
     if splits is None:
         raise DiffrecError(f"--split must be valid, test or both, got {split!r}")
     served = load_served(run, registry(), home=DataHome(home), device=device)
+    if served.run_status in (CRASHED, RUNNING, STOPPED):
+        how = {CRASHED: "crashed (its process is gone)", RUNNING: "is still training", STOPPED: "was stopped"}
+        err_console.print(f"note: run {served.meta.run_id} {how[served.run_status]}; evaluating its last "
+                          f"checkpoint (epoch {served.meta.epoch})", highlight=False, soft_wrap=True)
     metrics = evaluate_served(served, splits)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))

@@ -122,6 +122,9 @@ def tune_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the random search (each trial trains with the `seed` setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
     live: bool = typer.Option(True, "--live/--no-live", help="Progress bar on a terminal."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="TUNE_ID",
+                                         help="Continue an interrupted search: finished trials are kept, the "
+                                              "interrupted one resumes, the rest run."),
     home: HomeOption = None,
 ) -> None:
     """Search hyper-parameters. Each trial is a normal run with its own run directory; trials are ranked by
@@ -131,24 +134,42 @@ def tune_command(
     from diffrec_cli.config import parse_sets
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.training.events import silent
-    from diffrec_cli.tuning import TUNE_FILE, default_space, parse_duration, read_space_file
+    from diffrec_cli.convert import parse_duration
+    from diffrec_cli.cli.stopping import StopSignals
+    from diffrec_cli.tuning import default_space, read_space_file, resume_tune, tune
 
     reg = registry()
-    fixed: dict[str, Any] = {}
-    if space is not None:
-        search, fixed = read_space_file(space)
-    else:
-        search = default_space(reg, model)
-    fixed.update(parse_sets(sets))
-    if epochs is not None:
-        fixed["epochs"] = epochs
     reporter = silent if as_json else TuneReporter(console, live=live)
-    result, stopped = _search(reporter, model=model, dataset=dataset, registry=reg, home=DataHome(home),
-                              space=search, fixed=fixed, strategy=strategy, max_trials=max_trials,
-                              timeout=parse_duration(timeout), seed=seed)
+    with StopSignals() as stops:
+        try:
+            if resume is not None:
+                result = resume_tune(resume, reg, home=DataHome(home), timeout=parse_duration(timeout),
+                                     reporter=reporter)
+            else:
+                search, fixed = read_space_file(space) if space is not None else (default_space(reg, model), {})
+                fixed.update(parse_sets(sets))
+                if epochs is not None:
+                    fixed["epochs"] = epochs
+                result = tune(model, dataset, reg, home=DataHome(home), space=search, fixed=fixed,
+                              strategy=strategy, max_trials=max_trials, timeout=parse_duration(timeout), seed=seed,
+                              reporter=reporter)
+        except KeyboardInterrupt:  # stopped before any trial scored (tuning raises it then)
+            err_console.print("interrupted before any trial finished", highlight=False)
+            raise typer.Exit(stops.exit_code) from None
+        finally:
+            if isinstance(reporter, TuneReporter):
+                reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
+    _print_result(result, as_json)
+    if result.interrupted:
+        raise typer.Exit(stops.exit_code)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    from diffrec_cli.tuning import TUNE_FILE
+
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
-        raise typer.Exit(stopped)
+        return
     console.print(results_table(result, show_runs=console.width >= 150))
     best = result.best
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
@@ -163,22 +184,3 @@ def tune_command(
         console.print(f"stopped by --timeout after {result.seconds:.0f}s; skipped trials are listed last")
     console.print(f"selected run: {best.run_path}")
     console.print(f"summary: {result.path / TUNE_FILE}")
-    raise typer.Exit(stopped)  # a stopped search shows what finished, then exits as a stopped command does
-
-
-def _search(reporter: Any, **arguments: Any) -> tuple[Any, int]:
-    """``tuning.tune(**arguments)`` with SIGTERM stopping it like Ctrl-C; the result and the exit status (0,
-    or 130 / 143 when the search was stopped). Stopped before any trial scored: exits at once."""
-    from diffrec_cli.cli.stopping import StopSignals
-    from diffrec_cli.tuning import tune
-
-    with StopSignals() as stops:
-        try:
-            result = tune(**arguments, reporter=reporter)
-        except KeyboardInterrupt:
-            err_console.print("interrupted before any trial finished", highlight=False)
-            raise typer.Exit(stops.exit_code) from None
-        finally:
-            if isinstance(reporter, TuneReporter):
-                reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
-    return result, stops.exit_code if result.interrupted else 0

@@ -18,7 +18,7 @@ from diffrec_cli.render.numbers import format_seconds
 from diffrec_cli.runs import RunRecord, as_number, short_id
 
 MISSING = "–"
-STATUS_STYLES = {"running": "yellow", "finished": "green", "failed": "red", "stopped": "magenta"}
+STATUS_STYLES = {"running": "yellow", "finished": "green", "failed": "red", "stopped": "magenta", "crashed": "red"}
 
 
 def started_text(record: RunRecord, fmt: str = "%Y-%m-%d %H:%M") -> str:
