@@ -40,8 +40,10 @@ def new_command(
     kind: str = typer.Option(..., "--kind", help="The component it provides: schedule, reweighting or model."),
     directory: Path = typer.Option(Path("."), "--dir", help="Where to write the package folder."),
 ) -> None:
-    """Write a ready-to-install plugin package with one working component to edit: pyproject.toml with the
-    diffrec entry point, the component, a test running diffrec's contract checks over it, and a README."""
+    """Write a ready-to-install plugin package with one working component to edit.
+
+    It holds pyproject.toml (the diffrec entry point), the component, a contract test and a README.
+    """
     from diffrec_cli.plugin_template import new_plugin
 
     folder = new_plugin(name, kind, directory)

@@ -32,15 +32,19 @@ def _records(home: Optional[str], names: list[str]):
 @app.command("list")
 @handles_errors
 def list_runs(
-    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Only runs of this model."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", autocompletion=complete.datasets, help="Only runs on this dataset."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models,
+                                        help="Only runs of this model."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", autocompletion=complete.datasets,
+                                          help="Only runs on this dataset."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: running, finished, "
                                          "failed, stopped or crashed (marked running, its process gone)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (full ids, every best metric)."),
     home: HomeOption = None,
 ) -> None:
-    """The runs in the data home, oldest first. The run column shows the shortest id the other commands
-    accept (any unique prefix or suffix of a run id works)."""
+    """The runs in the data home, oldest first.
+
+    The run column shows the shortest id the other commands accept (any unique prefix or suffix works).
+    """
     from diffrec_cli.home import HomeFolders
     from diffrec_cli.render.runs import run_row, runs_table
     from diffrec_cli.runs import CRASHED, STATUSES, read_runs
@@ -63,7 +67,8 @@ def list_runs(
 @app.command("show")
 @handles_errors
 def show_run(
-    run: str = typer.Argument(..., autocompletion=complete.runs, help="Run id (or a unique prefix or suffix) or run folder."),
+    run: str = typer.Argument(..., autocompletion=complete.runs,
+                              help="Run id (or a unique prefix or suffix) or run folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: config, status, evaluations and final."),
     home: HomeOption = None,
 ) -> None:
@@ -86,7 +91,8 @@ def show_run(
 @app.command("rm")
 @handles_errors
 def remove_runs(
-    runs: List[str] = typer.Argument(..., autocompletion=complete.runs, help="Run ids (or unique prefixes or suffixes) or run folders."),
+    runs: List[str] = typer.Argument(..., autocompletion=complete.runs,
+                                     help="Run ids (or unique prefixes or suffixes) or run folders."),
     force: bool = typer.Option(False, "--force", help="Also remove runs marked running (e.g. left by a crash)."),
     home: HomeOption = None,
 ) -> None:
@@ -106,12 +112,15 @@ def remove_runs(
 @app.command("export")
 @handles_errors
 def export_runs(
-    runs: List[str] = typer.Argument(..., autocompletion=complete.runs, help="Run ids (or unique prefixes or suffixes) or run folders."),
+    runs: List[str] = typer.Argument(..., autocompletion=complete.runs,
+                                     help="Run ids (or unique prefixes or suffixes) or run folders."),
     out: Path = typer.Option(..., "--out", "-o", help="A .csv or .parquet file ('-': CSV on standard output)."),
     home: HomeOption = None,
 ) -> None:
-    """Every evaluation of the runs, one row each: run, model, dataset, epoch, seconds, loss, then the
-    validation and test metrics (valid_recall@20, ...), for plotting or a spreadsheet."""
+    """Every evaluation of the runs, one row each, to a CSV or Parquet file.
+
+    Columns: run, model, dataset, epoch, seconds, loss, then valid_recall@20, ... and test_recall@20, ...
+    """
     import polars as pl
 
     from diffrec_cli.atomic import atomic_path
