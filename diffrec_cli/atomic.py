@@ -1,29 +1,52 @@
-"""Write files and folders so that readers never see half of them: write a sibling temp, then rename."""
+"""Write files and folders so that readers never see half of them: write a sibling temp, then rename.
+
+The temporary file or folder is created with the ordinary modes (0666 / 0777, less the user's umask), as
+``open()`` and ``mkdir`` would: ``tempfile.mkstemp`` would make every output private (0600) whatever the
+user asked for, and the rename keeps the mode.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+# hidden siblings: ".NAME.xxxxxxxx.tmp" while a file or folder is written, ".NAME.xxxxxxxx.old" for a folder
+# set aside during a swap (see swap_in)
+TEMP_SUFFIX, ASIDE_SUFFIX = ".tmp", ".old"
+
+
+def _create_sibling(target: Path, make: Any) -> Path:
+    """A fresh hidden sibling of ``target`` made by ``make(path)``, which raises if the path exists."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            make(tmp)
+        except FileExistsError:  # another writer drew the same name: draw again
+            continue
+        return tmp
+
+
+def _new_file(path: Path) -> None:
+    # O_EXCL: never reuse someone else's file; 0o666: the kernel applies the umask, as for open()
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target`` in one rename."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_sibling(target, _new_file)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -73,17 +96,13 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Build a directory under a hidden temporary name (``.NAME.xxxxxxxx.tmp``) and put it in place only
     when complete: the new one is renamed in first and the old one removed last (see :func:`swap_in`)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    tmp = _create_sibling(target, lambda path: path.mkdir(0o777))
     try:
         yield tmp
         swap_in(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-TEMP_SUFFIX, ASIDE_SUFFIX = ".tmp", ".old"
 
 
 def swap_in(new: Path, target: Path) -> None:
@@ -137,3 +156,11 @@ def fault_point(name: str) -> None:
     "killed at exactly this instant" can be tested (tests/test_faults.py). Costs one environment lookup."""
     if os.environ.get("DIFFREC_FAULT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

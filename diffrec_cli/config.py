@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,11 @@ from typing import Any
 from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.metrics import METRICS
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: tomllib joined the standard library in 3.11; tomli is the same parser
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)

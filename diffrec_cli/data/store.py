@@ -4,7 +4,8 @@ Layout: ``HOME/datasets/NAME/{meta.json, splits.npz, interactions.parquet, users
 [, item_emb.npy]}`` (prepared datasets), ``HOME/logs/NAME/{meta.json, log.parquet, users.parquet,
 items.parquet}`` (imported raw logs, the input of ``diffrec data prepare``) and ``HOME/runs/RUN_ID/``.
 Datasets and logs share one namespace: a name is either. HOME is ``--home``, else ``$DIFFREC_HOME``, else
-``$XDG_DATA_HOME/diffrec`` (``~/.local/share/diffrec``).
+the platform's user-data folder (``home.py``; ``~/.local/share/diffrec`` on Linux). A dataset directory is
+built under a temporary name and renamed into place.
 
 Writers take the home's lock and build each folder under a hidden temporary name before renaming it in
 (``data/guard.py``, ``atomic.atomic_directory``); readers skip hidden entries. Everything read back is
@@ -30,19 +31,10 @@ from diffrec_cli.data.guard import sweep, writers_lock
 from diffrec_cli.data.sparse import SPLITS, InteractionData
 from diffrec_cli.data.validate import check_csr, check_dataset_meta, check_item_emb, check_log_meta, read_npy
 from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.home import HomeFolders
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEMO_NAME = "demo"
-
-
-def resolve_home(home: str | os.PathLike | None = None) -> Path:
-    if home:
-        return Path(home).expanduser()
-    env = os.environ.get("DIFFREC_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "diffrec"
 
 
 def is_name(text: str) -> bool:
@@ -64,25 +56,16 @@ Version = tuple | None
 ANY: Any = object()
 
 
-class DataHome:
-    """``on_wait(holder)`` is called once when a write has to wait for another process's lock."""
+class DataHome(HomeFolders):
+    """The data home's datasets, logs and runs (the folders and names: ``home.HomeFolders``).
+
+    ``on_wait(holder)`` is called once when a write has waited a while for another process's lock.
+    """
 
     def __init__(self, home: str | os.PathLike | None = None,
                  on_wait: Callable[[str], None] | None = None) -> None:
-        self.root = resolve_home(home)
+        super().__init__(home)
         self.on_wait = on_wait
-
-    @property
-    def datasets_dir(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
 
     # Datasets and logs: each a folder NAME/ holding meta.json once complete.
     def dataset_dir(self, name: str) -> Path:
@@ -90,14 +73,6 @@ class DataHome:
 
     def log_dir(self, name: str) -> Path:
         return self.logs_dir / check_name(name)
-
-    def names(self) -> list[str]:
-        """The prepared datasets, sorted."""
-        return _stored_names(self.datasets_dir)
-
-    def log_names(self) -> list[str]:
-        """The imported raw logs, sorted."""
-        return _stored_names(self.logs_dir)
 
     def exists(self, name: str) -> bool:
         return (self.dataset_dir(name) / "meta.json").is_file()
@@ -376,14 +351,6 @@ def _read_meta(path: Path, what: str, check: Callable[[Any], dict[str, Any]]) ->
     except DiffrecError as exc:
         raise DiffrecError(f"{what}: {path} is damaged: {exc}",
                            hint=Hint(step="remove", subject=path.parent.name, purpose="drop it")) from None
-
-
-def _stored_names(folder: Path) -> list[str]:
-    """The entries of ``folder`` that hold a ``meta.json`` (complete datasets or logs), sorted; hidden
-    entries (a writer's temporary folders) and names that cannot be names are skipped."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if is_name(p.name) and (p / "meta.json").is_file())
 
 
 def _interactions_table(data: InteractionData) -> Any:

@@ -107,6 +107,7 @@ def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainCo
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
                   resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
     callbacks = [build_component(registry, "callback", name, {}, set())[0] for name in config.callbacks]
+    stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
     try:
         result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run.id),
                      should_stop=should_stop, resume=resume)
@@ -116,6 +117,8 @@ def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainCo
     except BaseException as exc:
         recorder.failed(exc)
         raise
+    finally:
+        stop_heartbeat()
     return TrainOutcome(recorder.run, model, data, result, spec, config)
 
 

@@ -15,7 +15,7 @@ from diffrec_cli.tui.records import (COLUMNS, METRIC_KEYS, RunSummary, format_ce
 from diffrec_cli.tui.table_screen import TableScreen
 
 STATUS_STYLES = {"running": "bold yellow", "finished": "green", "failed": "bold red", "stopped": "magenta",
-                 "error": "bold red"}
+                 "crashed": "bold red", "error": "bold red"}
 NUMERIC = {"best_epoch", *METRIC_KEYS, "parameters", "seconds"}
 
 
