@@ -2,9 +2,9 @@
 
     python benchmarks/faults.py [--instants 20] [--seed 0] [--keep DIR]
 
-Not a test (it takes minutes): for each operation it first times one uninterrupted run, then starts it
-``--instants`` times in a fresh copy of a small data home and sends SIGKILL after a random delay between 0 and
-that time. After each kill it checks, as a user would find it:
+Not a test (it takes minutes): for each operation it first times one uninterrupted run (and when it starts
+writing the home), then starts it ``--instants`` times in a fresh copy of a small data home and sends SIGKILL
+after a random delay: half of them anywhere in the run, half after it started writing. After each kill it checks, as a user would find it:
 
 - import / prepare over an existing name: the name still reads back complete (every file loads, the splits
   match the recorded fingerprint) and holds either the old or the new log/dataset; every other entry of the
@@ -197,11 +197,25 @@ def train_instants(base: Path, work: Path, delays: list[float]) -> Tally:
     return tally
 
 
-def timed(command: list[str]) -> float:
-    tick = time.perf_counter()
-    done = run(command)
-    assert done.returncode == 0, done.stderr
-    return time.perf_counter() - tick
+def timed(command: list[str], writes: Path) -> tuple[float, float]:
+    """(seconds the command takes, seconds until it starts writing: a new entry appears in ``writes``)."""
+    before = set(writes.iterdir()) if writes.is_dir() else set()
+    tick, started = time.perf_counter(), None
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
+    while proc.poll() is None:
+        if started is None and writes.is_dir() and set(writes.iterdir()) - before:
+            started = time.perf_counter() - tick
+        time.sleep(0.005)
+    assert proc.returncode == 0, proc.stderr.read()
+    span = time.perf_counter() - tick
+    return span, span if started is None else started
+
+
+def instants(rng: random.Random, count: int, span: float, writing_from: float) -> list[float]:
+    """Kill delays: half anywhere in the command's run, half from when it starts writing (where the data home
+    changes: the interesting instants, which start-up and reading would otherwise crowd out)."""
+    return [rng.uniform(0, span) if k % 2 else rng.uniform(max(0.0, writing_from - 0.05), span)
+            for k in range(count)]
 
 
 def main() -> None:
@@ -217,8 +231,10 @@ def main() -> None:
     for kind in ("import", "prepare", "train"):
         scratch = work / f"timing-{kind}"
         shutil.copytree(base, scratch)
-        span = timed(diffrec(scratch, *(TRAIN if kind == "train" else data_step(kind, second))))
-        delays = [rng.uniform(0, span) for _ in range(args.instants)]
+        writes = scratch / {"import": "logs", "prepare": "datasets", "train": "runs"}[kind]
+        span, writing_from = timed(diffrec(scratch, *(TRAIN if kind == "train" else data_step(kind, second))),
+                                   writes)
+        delays = instants(rng, args.instants, span, writing_from)
         tallies.append(train_instants(base, work / kind, delays) if kind == "train" else
                        data_instants(kind, base, work / kind, second, delays))
     print(f"{'operation':<10}{'instants':>9}{'killed':>8}{'complete':>10}{'old':>5}{'new':>5}{'runs':>6}"
