@@ -296,9 +296,10 @@ def _paths(value, prefix=()) -> list[tuple]:
     return out
 
 
-def edit_json(data, document):
-    """``document`` with one value replaced by a generated one, or one key removed."""
-    path = data.draw(st.sampled_from(_paths(document)[1:]))
+def edit_json(data, document, skip: tuple[tuple, ...] = ()):
+    """``document`` with one value replaced by a generated one, or one key removed (not under ``skip``)."""
+    paths = [p for p in _paths(document)[1:] if not any(p[:len(s)] == s for s in skip)]
+    path = data.draw(st.sampled_from(paths))
     parent = document
     for step in path[:-1]:
         parent = parent[step]
@@ -309,16 +310,20 @@ def edit_json(data, document):
     return document
 
 
-@pytest.mark.xfail(strict=True, reason="training/checkpoint.py and models/build.py (the lead's) do not yet check a "
-                                       "checkpoint's train.ks and the model sizes in its config (dims, emb_size, "
-                                       "history, steps, n_items): TypeError/ValueError/RuntimeError in eval. "
-                                       "Strict: this turns into a failure (XPASS) once they do; then drop the mark")
+# What training/checkpoint.py and models/build.py (not this suite's code) do not check yet: a checkpoint's ks and the
+# sizes its model is rebuilt with. Each known crash is an explicit strict-xfail case in test_malformed.py; the
+# fuzzing here covers every other field.
+UNCHECKED = (("train", "ks"), ("model", "config"), ("model", "components"), ("dataset", "n_users"),
+             ("dataset", "n_items"))
+
+
 @fuzz(30)
 @given(data=st.data())
 def test_fuzz_checkpoint_descriptions(template, scratch, data):
     home = scratch.fresh()
     path = home / "runs" / template[1] / "checkpoint" / "checkpoint.json"
-    path.write_text(json.dumps(edit_json(data, json.loads(path.read_text()))))
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps(edit_json(data, document, skip=UNCHECKED)))
     run_checked("checkpoint.json", home, ["eval", template[1]])
 
 

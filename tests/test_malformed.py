@@ -304,17 +304,31 @@ def test_checkpoint_without_components(trained_home):
         "error: the recorded model 'diffrec' has no component 'schedule'")
 
 
-@pytest.mark.xfail(strict=True, reason="training/checkpoint.py (the lead's) does not check train.ks yet: "
-                                       "ValueError/IndexError in eval; flips to a pass once it does")
-@pytest.mark.parametrize("ks", [["a"], [0], "abc"])
-def test_checkpoint_with_bad_ks(trained_home, ks):
+# Not checked yet by training/checkpoint.py and models/build.py's rebuild (outside this suite's files): each
+# crashes eval with a traceback today. Strict: a case that starts passing fails here, so drop it from the list.
+UNCHECKED = [
+    ("train.ks ['a']", lambda c: c["train"].update(ks=["a"])),
+    ("train.ks [0]", lambda c: c["train"].update(ks=[0])),
+    ("train.ks 'abc'", lambda c: c["train"].update(ks="abc")),
+    ("train.ks [null]", lambda c: c["train"].update(ks=[None])),
+    ("emb_size -1", lambda c: c["model"]["config"].update(emb_size=-1)),
+    ("emb_size 0", lambda c: c["model"]["config"].update(emb_size=0)),
+    ("dims [10**12]", lambda c: c["model"]["config"].update(dims=[10**12])),
+    ("history 10**12", lambda c: c["model"]["config"].update(history=10**12)),
+    ("n_items 10**12", lambda c: c["dataset"].update(n_items=10**12)),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="training/checkpoint.py / models/build.py (the lead's) do not check these yet")
+@pytest.mark.parametrize("label, edit", UNCHECKED, ids=[u[0] for u in UNCHECKED])
+def test_checkpoint_values_not_checked_yet(trained_home, label, edit):
     home, run_id = trained_home
     path = home.runs_dir / run_id / "checkpoint" / "checkpoint.json"
     raw = json.loads(path.read_text())
-    raw["train"]["ks"] = ks
+    edit(raw)
     path.write_text(json.dumps(raw))
     line = fails_cleanly(["eval", run_id], root=home.root)
-    assert line.startswith(f"error: {path} is not a diffrec checkpoint description (")
+    assert line.startswith("error: ")
 
 
 # ----- recommend --users-file, data remove of a link ------------------------------------------------------
