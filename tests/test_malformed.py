@@ -444,3 +444,23 @@ def test_diffusion_steps_beyond_the_free_memory_fail_fast(tiny_home):
     assert re.fullmatch(r"error: diffrec with these diffusion steps would need about [\d,.]+ [GT]iB of memory, but only "
                         r"[\d,.]+ [GMT]iB is free; use --set steps=VALUE to need less memory", line), line
     assert not tiny_home.runs_dir.exists()
+
+
+def test_on_a_gpu_the_working_copies_are_checked_against_its_free_memory(monkeypatch):
+    """The CUDA branch of the estimate, without a GPU: torch's free-memory query stands in."""
+    import torch
+
+    from diffrec_cli.errors import DiffrecError
+    from diffrec_cli.training.budget import check_training_fits
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * GIB)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (GIB, 80 * GIB))
+    settings = resolve_settings({}, {**FAST_MODEL, "dims": "[1000000]"}, dataset="tiny", device="cpu")
+    registry = load_plugins(entry_points=False).registry
+    with pytest.raises(DiffrecError) as info:
+        check_training_fits(registry, settings.train, settings.model, make_tiny(), torch.device("cuda"))
+    # 65,000,050 float32 parameters x 4 copies on the GPU (weights, gradients, 2 moments) = 1.04e9 bytes, a batch
+    # of 40 users 40 x 4 x (6 x 30 + 3 x 1,000,034) = 0.48e9, evaluation 40 x 4 x (6 x 30 + 1,000,034) = 0.16e9
+    assert str(info.value) == ("training diffrec on tiny (model, a batch of 40 users, evaluation) would need about "
+                               "1.6 GiB of GPU memory, but only 1.0 GiB is free")
+    assert info.value.hint.settings == ("dims", "emb_size")
