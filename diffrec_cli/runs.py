@@ -24,7 +24,9 @@ import math
 import os
 import re
 import secrets
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -83,14 +85,30 @@ class Run:
         return self.path / RESUME_DIR
 
     @classmethod
-    def create(cls, runs_dir: Path, model: str, dataset: str, config: dict[str, Any]) -> "Run":
+    def create(cls, runs_dir: Path, model: str, dataset: str, config: dict[str, Any], *, attempts: int = 20) -> "Run":
+        """A new run folder, complete from the start: config and status are written in a hidden folder that is
+        then renamed into place, so a kill never leaves half a run; an id another process took meanwhile is
+        retried with a fresh one."""
         runs_dir.mkdir(parents=True, exist_ok=True)
-        path = runs_dir / new_run_id(model, dataset)
-        path.mkdir()
-        run = cls(path)
-        write_json(path / CONFIG_FILE, config)
-        run.set_status(RUNNING)
-        return run
+        staging = Path(tempfile.mkdtemp(prefix=".run.", suffix=".tmp", dir=runs_dir))
+        run = cls(staging)
+        try:
+            write_json(staging / CONFIG_FILE, config)
+            run.set_status(RUNNING)
+            for _ in range(attempts):
+                path = runs_dir / new_run_id(model, dataset)
+                try:
+                    # fails on an existing, non-empty folder: another run's
+                    if not path.exists():
+                        os.rename(staging, path)
+                        run.path = path
+                        return run
+                except OSError:
+                    pass
+            raise DiffrecError(f"could not find a free run id in {runs_dir} after {attempts} tries")
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
 
     def read_config(self) -> dict[str, Any]:
         """The settings recorded in config.json; a DiffrecError when it is missing or unreadable."""

@@ -146,3 +146,23 @@ def test_the_run_folder_file_names_are_defined_once():
     spelled = {(str(p.relative_to(package)), name) for p in package.rglob("*.py") for name in names
                if f'"{name}"' in p.read_text(encoding="utf-8")}
     assert spelled == {("runs.py", name) for name in names}
+
+
+def test_run_id_collisions_retry_with_a_fresh_id(tmp_path, monkeypatch):
+    import diffrec_cli.runs as runs_module
+
+    taken = tmp_path / "20260101-000000-m-d-aaaa"
+    taken.mkdir(parents=True)
+    (taken / "config.json").write_text("{}")
+    ids = iter(["20260101-000000-m-d-aaaa", "20260101-000000-m-d-bbbb"])
+    monkeypatch.setattr(runs_module, "new_run_id", lambda model, dataset: next(ids))
+    run = Run.create(tmp_path, "m", "d", {"model": "m"})
+    assert run.id == "20260101-000000-m-d-bbbb"
+    assert json.loads((taken / "config.json").read_text()) == {}  # the other run is untouched
+    assert read_run(run.path).problems == [] and read_run(run.path).status == "running"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+    monkeypatch.setattr(runs_module, "new_run_id", lambda model, dataset: taken.name)
+    with pytest.raises(DiffrecError, match="could not find a free run id"):
+        Run.create(tmp_path, "m", "d", {}, attempts=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name, run.id]

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffrec_cli.errors import DiffrecError
+
 
 def step_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer steps (Transformer-style), shape (B, dim)."""
@@ -32,6 +34,8 @@ class MLPDenoiser(nn.Module):
     def __init__(self, n_items: int, hidden: Sequence[int] = (200, 600), emb_size: int = 10,
                  dropout: float = 0.5, normalize_input: bool = False) -> None:
         super().__init__()
+        if isinstance(emb_size, bool) or not isinstance(emb_size, int) or emb_size < 1:
+            raise DiffrecError(f"emb_size must be a positive integer, got {emb_size!r}")
         decoder = list(hidden) + [n_items]
         encoder = decoder[::-1]
         self.emb_size = emb_size

@@ -28,7 +28,8 @@ from diffrec_cli.config import TrainConfig
 from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.memory import check_fits
-from diffrec_cli.models.build import build_model
+from diffrec_cli.models.build import build_model, rebuild_model
+from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry
 from diffrec_cli.training.evaluate import eval_batch_size
 
@@ -120,6 +121,25 @@ def check_training_fits(registry: Registry, config: TrainConfig, settings: dict[
                memory="GPU memory")
     check_fits(needed.tables + needed.model - on_gpu.model, what, _hint("tables" if needed.tables else "model"))
     return needed
+
+
+def check_rebuild_fits(registry: Registry, spec: ModelSpec, n_users: int, n_items: int) -> None:
+    """Refuse, before anything is allocated, a recorded model (an edited checkpoint, say) too big for memory."""
+    settings = {**{k: v for c in spec.components.values() for k, v in c.config.items()}, **spec.config}
+    tables = diffusion_tables(registry, spec.name, settings)
+    # no hint: a recorded model's sizes are not settings to change, the checkpoint itself is wrong
+    if tables:
+        check_fits(tables, f"the recorded {spec.name} with its diffusion steps")
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = rebuild_model(registry, spec, n_users=n_users, n_items=n_items)
+    except DiffrecError:
+        raise
+    except Exception:  # noqa: BLE001 - meta tensors refuse some operations; the estimate is best effort
+        return
+    size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()] if t.is_meta)
+    check_fits(2 * size, f"loading the recorded {spec.name} ({n_users:,} users, {n_items:,} items)")
 
 
 def _hint(part: str) -> Hint:

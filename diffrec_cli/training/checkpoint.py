@@ -19,11 +19,13 @@ from safetensors.torch import load_file, save_file
 
 from diffrec_cli import __version__
 from diffrec_cli.atomic import atomic_path, file_sha256, write_json
+from diffrec_cli.config import TrainConfig, resolve_settings
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.build import rebuild_model
 from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import CHECKPOINT_DIR
+from diffrec_cli.training.budget import check_rebuild_fits
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
@@ -91,6 +93,8 @@ class CheckpointMeta:
         train, metrics = raw.get("train", {}), raw.get("metrics", {})
         if not isinstance(train, dict) or not isinstance(metrics, dict):
             raise DiffrecError("train and metrics should be objects")
+        # the trainer's settings, checked as a TrainConfig checks them (keys of older versions are left aside)
+        resolve_settings({k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}, {})
         return cls(ModelSpec.from_json(raw.get("model"), "model", raw.get("reweighting")),
                    DatasetRef.from_json(raw.get("dataset")), train, int(raw.get("parameters") or 0),
                    raw.get("run_id"), int(raw.get("epoch") or 0), metrics,
@@ -136,6 +140,19 @@ def read_meta(folder: Path) -> CheckpointMeta:
         raise DiffrecError(f"{folder / META} is not a diffrec checkpoint description ({exc})") from None
 
 
+def rebuild_recorded(registry: Registry, spec: ModelSpec, n_users: int, n_items: int, source: Path) -> torch.nn.Module:
+    """A recorded model with fresh weights, refused up front when it cannot fit in memory; a recorded config
+    no constructor accepts (``source`` was edited, say) is one error line naming ``source``."""
+    try:
+        check_rebuild_fits(registry, spec, n_users, n_items)
+        return rebuild_model(registry, spec, n_users=n_users, n_items=n_items)
+    except DiffrecError:
+        raise
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError, OverflowError, MemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DiffrecError(f"{source} records a model {spec.name!r} that cannot be built ({first})") from None
+
+
 def load_checkpoint(path: str | Path, registry: Registry, *, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     folder = resolve_checkpoint(path)
     meta = read_meta(folder)
@@ -146,7 +163,7 @@ def load_checkpoint(path: str | Path, registry: Registry, *, device: str | torch
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise DiffrecError(f"{weights} is not a valid safetensors file ({exc})") from None
-    model = rebuild_model(registry, meta.model, n_users=meta.dataset.n_users, n_items=meta.dataset.n_items)
+    model = rebuild_recorded(registry, meta.model, meta.dataset.n_users, meta.dataset.n_items, folder / META)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -22,12 +22,12 @@ from diffrec_cli.convert import coerce
 from diffrec_cli.data.sparse import InteractionData
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.models.build import build_component, build_model, rebuild_model
+from diffrec_cli.models.build import build_component, build_model
 from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry
-from diffrec_cli.runs import Run, resolve_run
+from diffrec_cli.runs import CONFIG_FILE, Run, resolve_run
 from diffrec_cli.training.budget import check_training_fits
-from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef
+from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, rebuild_recorded
 from diffrec_cli.training.device import pick_device, seed_everything
 from diffrec_cli.training.events import Reporter, TrainingStarted, silent
 from diffrec_cli.training.loop import FitResult, fit, never
@@ -136,7 +136,7 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
     data = home.load(config.dataset)
     if data.fingerprint() != state.info.get("dataset_fingerprint"):
         raise DiffrecError(f"dataset {config.dataset!r} has changed since run {run.id} was trained")
-    model = rebuild_model(registry, spec, n_users=data.n_users, n_items=data.n_items)
+    model = rebuild_recorded(registry, spec, data.n_users, data.n_items, run.path / CONFIG_FILE)
     pick_device(config.device)
     resumed = [*recorded.get("resumed", []), {"after_epoch": state.epoch, "time": time.time(),
                                                "changes": {k: config.to_dict()[k] for k in (changes or {})}}]
