@@ -17,7 +17,7 @@ err_console = Console(stderr=True)
 
 HomeOption = Annotated[
     Optional[str],
-    typer.Option("--home", envvar="DIFFREC_HOME", help="Data home for datasets and runs \\[default: ~/.local/share/diffrec]."),
+    typer.Option("--home", envvar="DIFFREC_HOME", metavar="DIR", help="Data home for datasets and runs \\[default: ~/.local/share/diffrec]."),
 ]
 
 

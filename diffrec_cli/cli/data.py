@@ -121,7 +121,8 @@ def demo(force: bool = typer.Option(False, "--force", help="Rebuild it if presen
 
 @app.command("list")
 @handles_errors
-def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_datasets(home: HomeOption = None,
+                  as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """List prepared datasets and imported raw logs."""
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.datasets import dataset_list_table, log_list_table, origin
@@ -148,7 +149,7 @@ def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "
 @app.command("info")
 @handles_errors
 def info(name: str = typer.Argument(..., help="Dataset (or raw log) name."), home: HomeOption = None,
-         as_json: bool = typer.Option(False, "--json")) -> None:
+         as_json: bool = typer.Option(False, "--json", help="Print the stored description as JSON.")) -> None:
     """Table 1 of the paper for one dataset: users, items, interactions per split, density, ranges, recipe."""
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.datasets import dataset_info_table, log_info_table

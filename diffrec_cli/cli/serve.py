@@ -28,7 +28,7 @@ def eval_command(
     run: str = typer.Argument(..., help="Run id (or prefix), run directory, or checkpoint path."),
     split: str = typer.Option("both", "--split", help="valid, test or both."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     home: HomeOption = None,
 ) -> None:
     """Full-ranking evaluation of a checkpoint. Validation masks training items; test masks training and
@@ -57,7 +57,7 @@ def recommend_command(
     users_file: Optional[Path] = typer.Option(None, "--users-file", help="File with one raw user id per line (or a CSV/Parquet with a 'user' column)."),
     k: int = typer.Option(10, "-k", "--top", help="How many items per user."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write user,rank,item,score to .csv or .parquet."),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     home: HomeOption = None,
 ) -> None:
     """Top-k items a user has not interacted with in any split, by the model's scores."""

@@ -20,7 +20,7 @@ def train_command(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 only where the hardware supports it)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of weights, noise and batches \\[default: 1]."),
     live: bool = typer.Option(True, "--live/--no-live", help="Live panel on a terminal; --no-live prints plain lines."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
     samples: int = typer.Option(3, "--samples", help="Show top-10 recommendations for this many users at the end."),
@@ -34,8 +34,7 @@ def train_command(
 ) -> None:
     """Train a model; early stopping on validation Recall@20; writes a run directory with a checkpoint.
 
-    Metrics are full-ranking (every unseen item ranked), averaged over users with at least one
-    ground-truth item in the split.
+    Metrics rank every unseen item and average over users with at least one ground-truth item in the split.
     """
     from diffrec_cli.cli.stopping import StopSignals
     from diffrec_cli.config import parse_sets, read_toml, resolve_settings

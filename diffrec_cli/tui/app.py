@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
@@ -32,6 +33,14 @@ def default_registry() -> Any:
     return get_plugins().registry
 
 
+def home_label(root: Path) -> str:
+    """The data home as the header shows it: under the user's home folder as ``~/…`` (shorter)."""
+    try:
+        return "~/" + root.resolve().relative_to(Path.home().resolve()).as_posix()
+    except ValueError:
+        return str(root)
+
+
 class DashboardApp(App):
     TITLE = "diffrec dashboard"
     BINDINGS = [
@@ -46,7 +55,7 @@ class DashboardApp(App):
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.now = now
-        self.sub_title = str(home.root)
+        self.sub_title = home_label(home.root)
         self.live: LiveTrainingScreen | None = None
 
     def on_mount(self) -> None:
@@ -82,8 +91,9 @@ class DashboardApp(App):
             if settings is not None:
                 self.start_training(settings)
 
-        dataset = "demo" if "demo" in self.home.names() or not self.home.names() else self.home.names()[0]
-        self.push_screen(TrainForm(dataset=dataset), start)
+        datasets = self.home.names()
+        dataset = "demo" if "demo" in datasets or not datasets else datasets[0]
+        self.push_screen(TrainForm(self.registry().names("model"), datasets, dataset=dataset), start)
 
     def start_training(self, settings: Settings) -> LiveTrainingScreen:
         if self.live is not None and self.live.running:

@@ -125,3 +125,22 @@ def async_test(test):
         return asyncio.run(test(*args, **kwargs))
 
     return run
+
+
+def screen_lines(app) -> list[str]:
+    """The current screen as plain text, one string per terminal row."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def assert_tables_whole(app) -> None:
+    """Every header and cell of each table on screen shows in full (none cut at the edge, none with …)."""
+    from textual.widgets import DataTable
+
+    text = "\n".join(screen_lines(app))
+    assert "…" not in text
+    for table in app.screen.query(DataTable):
+        for column in table.columns.values():
+            assert str(column.label).strip() in text, column.label
+        for row in range(table.row_count):
+            for cell in table.get_row_at(row):
+                assert str(cell).strip() in text, (table.id, str(cell))
