@@ -361,3 +361,25 @@ def _run_trial(trial: Trial, settings: Settings, registry: Registry, home: DataH
         # trial, that was the user, and it ends the whole search as it would a single run
         return fit.interrupted and not stop()
     return False
+
+
+def read_tune(home: DataHome, tune_or_path: str) -> TuneResult:
+    """A saved search: a tune id (or its unique prefix) under ``HOME/tunes``, its folder, or its tune.json."""
+    path = Path(tune_or_path)
+    if path.is_dir():
+        path = path / TUNE_FILE
+    if not path.is_file():
+        tunes = home.root / "tunes"
+        matches = sorted(p for p in tunes.glob(f"{tune_or_path}*") if (p / TUNE_FILE).is_file())
+        if len(matches) != 1:
+            raise DiffrecError(f"{tune_or_path!r} matches {len(matches)} searches" if matches else
+                               f"no search {tune_or_path!r} (looked in {tunes})")
+        path = matches[0] / TUNE_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        trials = [Trial(**trial) for trial in raw["trials"]]
+        return TuneResult(raw["tune_id"], path.parent, raw["model"], raw["dataset"], raw["strategy"], raw["metric"],
+                          raw["fixed"], raw["space"], trials, raw.get("seconds", 0.0), raw.get("timed_out", False),
+                          raw.get("interrupted", False))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DiffrecError(f"cannot read search {path}: {type(exc).__name__}: {exc}") from None

@@ -6,7 +6,7 @@ import typer
 
 from diffrec_cli import __version__
 from diffrec_cli.cli import dashboard, data, plugins_cmd, serve, train
-from diffrec_cli.cli import embeddings, tune
+from diffrec_cli.cli import embeddings, plot, tune
 
 app = typer.Typer(
     name="diffrec",
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(plot.app, name="plot")
 app.command("train")(train.train_command)
 app.command("eval")(serve.eval_command)
 app.command("recommend")(serve.recommend_command)
