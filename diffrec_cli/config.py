@@ -87,11 +87,17 @@ def load_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
         raise DiffrecError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
+TRACKING = "tracking."  # the prefix of a callback setting: ``--set tracking.mlflow_uri=...``
+
+
 def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict."""
+    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict; the
+    ``[tracking]`` table's ``callbacks`` turns them on and its other keys configure them (``tracking.KEY``)."""
     flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     for table in ("train", "model"):
         flat.update(raw.get(table, {}))
+    for key, value in raw.get("tracking", {}).items():
+        flat[key if key == "callbacks" else TRACKING + key] = value
     return flat
 
 
@@ -104,6 +110,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 class Settings:
     train: TrainConfig
     model: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)  # the callbacks' settings, without the prefix
 
 
 def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str, Any] | None = None,
@@ -114,9 +121,12 @@ def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str
         merged.update(source)
     train_kwargs: dict[str, Any] = {}
     model: dict[str, Any] = {}
+    tracking: dict[str, Any] = {}
     defaults = TrainConfig()
     for key, value in merged.items():
-        if key in TRAIN_FIELDS:
+        if key.startswith(TRACKING):
+            tracking[key[len(TRACKING):]] = value
+        elif key in TRAIN_FIELDS:
             try:
                 train_kwargs[key] = coerce(value, getattr(defaults, key))
             except DiffrecError as exc:
@@ -129,4 +139,4 @@ def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str
                 train_kwargs[key] = tuple(str(n).strip() for n in names if str(n).strip())
         else:
             model[key] = value
-    return Settings(TrainConfig(**train_kwargs), model)
+    return Settings(TrainConfig(**train_kwargs), model, tracking)
