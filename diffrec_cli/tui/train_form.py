@@ -17,6 +17,7 @@ from diffrec_cli.errors import DiffrecError
 
 class TrainForm(ModalScreen[Settings]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#form-epochs"  # enter in a text field starts; the lists open with enter too
 
     DEFAULT_CSS = """
     TrainForm { align: center middle; }
@@ -45,7 +46,7 @@ class TrainForm(ModalScreen[Settings]):
     def compose(self) -> ComposeResult:
         model, dataset, epochs, sets = self.defaults
         with Vertical():
-            yield Label("[b]train a model[/b]  (enter: start, escape: cancel)")
+            yield Label("[b]train a model[/b]  (tab: next field, enter: start, escape: cancel)")
             for name, choices, value in (("model", self.models, model), ("dataset", self.datasets, dataset)):
                 with Horizontal():
                     yield Label(name)
