@@ -37,38 +37,40 @@ async def test_runs_table_shows_ids_the_cli_resolves(runs_home):
         assert list(table.columns)[-1] == "seconds"
 
 
-@async_test
-async def test_compare_two_diffrec_runs_names_the_setting_that_differs(runs_home):
-    app = make_app(runs_home)
+async def compare(home, run_ids, check) -> None:
+    """Open the comparison of ``run_ids`` at 80×24 and hand the screen and its text to ``check``."""
+    app = make_app(home)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.compare([RUN_A, RUN_C])
+        app.compare(list(run_ids))
         await settle(pilot)
-        screen = app.screen
-        assert [(r.label, r.values) for r in screen.rows if r.section == "config"] == [("steps", [5, 8])]
-        text = "\n".join(screen_lines(app))
-        assert "model_spec" not in text and "–" not in text
         assert_tables_whole(app)
+        await check(pilot, app.screen, "\n".join(screen_lines(app)))
+
+
+@async_test
+async def test_compare_two_diffrec_runs_names_the_setting_that_differs(runs_home):
+    async def check(pilot, screen, text):
+        assert [(r.label, r.values) for r in screen.rows if r.section == "config"] == [("steps", [5, 8])]
+        assert "model_spec" not in text and "–" not in text
         assert len(screen.rows) + 2 + 4 <= 24 - 2  # section titles, header, legend: within the screen
+
+    await compare(runs_home, [RUN_A, RUN_C], check)
 
 
 @async_test
 async def test_compare_ease_with_diffrec_shows_only_shared_settings(runs_home):
     write_ease_run(runs_home.runs_dir)
-    app = make_app(runs_home)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.compare([RUN_EASE, RUN_A])
-        await settle(pilot)
-        screen = app.screen
+
+    async def check(pilot, screen, text):
         settings = {r.label: r.values for r in screen.rows if r.section == "config"}
         assert settings == {"model": ["ease", "diffrec"]}  # the same dataset, trainer and reweighting
-        text = "\n".join(screen_lines(app))
         assert "only some runs have: dims, dropout, emb_size, first_beta, history," in text.replace("\n", " ")
         assert "reg" in text and "–" not in text.split("metrics")[0]
-        assert_tables_whole(app)
         await pilot.press("k")  # the metric rows move to the next K
         assert screen.k == 10 and "valid recall@10" in [r.label for r in screen.rows]
+
+    await compare(runs_home, [RUN_EASE, RUN_A], check)
 
 
 @async_test

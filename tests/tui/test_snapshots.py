@@ -71,39 +71,25 @@ def test_compare(runs_home, snap_compare, size):
     assert snap_compare(dashboard(runs_home), terminal_size=size, run_before=compare)
 
 
-def test_compare_diffrec_runs_differing_in_steps(runs_home, snap_compare):
-    async def compare(pilot):
-        await _ready(pilot)
-        pilot.app.compare([RUN_A, RUN_C])
-        await settle(pilot)
-
-    assert snap_compare(dashboard(runs_home), terminal_size=(80, 24), run_before=compare)
-
-
-def test_compare_ease_with_diffrec(runs_home, snap_compare):
+@pytest.mark.parametrize("runs", [pytest.param((RUN_A, RUN_C), id="diffrec-steps"),
+                                  pytest.param((RUN_EASE, RUN_A), id="ease-diffrec")])
+def test_compare_at_80x24(runs_home, snap_compare, runs):
+    """Two DiffRec runs differing in steps; EASE beside DiffRec (no shared model settings)."""
     write_ease_run(runs_home.runs_dir)
 
     async def compare(pilot):
         await _ready(pilot)
-        pilot.app.compare([RUN_EASE, RUN_A])
+        pilot.app.compare(list(runs))
         await settle(pilot)
 
     assert snap_compare(dashboard(runs_home), terminal_size=(80, 24), run_before=compare)
 
 
-def test_datasets(runs_home, snap_compare):
-    async def datasets(pilot):
+@pytest.mark.parametrize("key", ["d", "t"], ids=["datasets", "train-form"])
+def test_screen_at_80x24(runs_home, snap_compare, key):
+    async def open_screen(pilot):
         await _ready(pilot)
-        await pilot.press("d")
+        await pilot.press(key)
         await settle(pilot)
 
-    assert snap_compare(dashboard(runs_home), terminal_size=(80, 24), run_before=datasets)
-
-
-def test_train_form(runs_home, snap_compare):
-    async def form(pilot):
-        await _ready(pilot)
-        await pilot.press("t")
-        await settle(pilot)
-
-    assert snap_compare(dashboard(runs_home), terminal_size=(80, 24), run_before=form)
+    assert snap_compare(dashboard(runs_home), terminal_size=(80, 24), run_before=open_screen)

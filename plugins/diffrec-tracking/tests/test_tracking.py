@@ -26,21 +26,19 @@ EPOCHS, STEPS_PER_EPOCH = 3, 2  # 30 users in batches of 16
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A data home with a 30-user, 24-item dataset of three taste blocks."""
-    monkeypatch.setenv("DIFFREC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("DIFFREC_LOAD_PLUGINS", raising=False)
-    reset_plugins()
+    """DIFFREC_HOME with "blocks": 30 users who each like one of three blocks of 8 of the 24 items."""
     rng = np.random.default_rng(0)
-    splits = {s: ([], []) for s in ("train", "valid", "test")}
-    for u in range(30):
-        for pos, item in enumerate(rng.choice(np.arange(8) + 8 * (u % 3), size=7, replace=False)):
-            split = "train" if pos < 5 else ("valid" if pos == 5 else "test")
-            splits[split][0].append(u)
-            splits[split][1].append(item)
-    mats = {s: csr_from_pairs(np.array(us), np.array(its), (30, 24)) for s, (us, its) in splits.items()}
+    users = np.repeat(np.arange(30), 7)  # seven items each, from the user's block of eight
+    items = np.concatenate([rng.permutation(8)[:7] + 8 * (u % 3) for u in range(30)])
+    position = np.tile(np.arange(7), 30)
+    split = {"train": position < 5, "valid": position == 5, "test": position == 6}
+    mats = {name: csr_from_pairs(users[mask], items[mask], (30, 24)) for name, mask in split.items()}
     home = DataHome(tmp_path / "home")
     home.save(InteractionData("blocks", mats["train"], mats["valid"], mats["test"],
                               np.array([f"u{i}" for i in range(30)]), np.array([f"i{i}" for i in range(24)])))
+    monkeypatch.setenv("DIFFREC_HOME", str(home.root))
+    monkeypatch.delenv("DIFFREC_LOAD_PLUGINS", raising=False)
+    reset_plugins()  # the plugins as installed, whatever an earlier test loaded
     yield home
     reset_plugins()
 
