@@ -76,7 +76,7 @@ def test_rich_panel_after_early_stop_shows_no_time_remaining():
     epochs, steps = reporter.progress.tasks
     assert epochs.finished and steps.finished  # an early stop ends the bars where training ended
     assert epochs.time_remaining == 0 and epochs.completed == 2
-    assert "early stop after 2 epochs" in out.getvalue()
+    assert "early stop (of 200 epochs)" in out.getvalue() and "early stop after 2 epochs" in out.getvalue()
 
 
 def test_status_json_keeps_the_epoch_and_step_at_most_every_few_seconds(tmp_path):

@@ -104,13 +104,13 @@ class RichReporter:
 
     def finish_bars(self, event: TrainingFinished) -> None:
         """Training has ended (maybe early): the bars stop at what ran, with no time remaining left frozen."""
+        planned = self.progress.tasks[self.epoch_task].total
         for task in (self.epoch_task, self.step_task):
-            if task is not None:
-                done = self.progress.tasks[task].completed
-                self.progress.update(task, total=max(done, 1), completed=max(done, 1))
-                self.progress.stop_task(task)
+            done = self.progress.tasks[task].completed
+            self.progress.update(task, total=max(done, 1), completed=max(done, 1))
+            self.progress.stop_task(task)
         how = "interrupted" if event.interrupted else ("early stop" if event.stopped_early else "done")
-        self.progress.update(self.epoch_task, info=how)
+        self.progress.update(self.epoch_task, info=f"{how} (of {planned:.0f} epochs)" if how != "done" else how)
 
     def __call__(self, event: Any) -> None:
         if self.plain is not None and not isinstance(event, (TrainingStarted, TrainingFinished)):
