@@ -8,7 +8,6 @@ model's constructor when the model is built.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,11 @@ from typing import Any
 from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.metrics import METRICS
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: tomllib joined the standard library in 3.11; tomli is the same parser
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ The one converter of the project: training settings (``config.py``), component s
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from diffrec_cli.errors import DiffrecError
@@ -82,3 +84,24 @@ def _kind(default: Any) -> str:
         example = ",".join(str(v) for v in default) if default else "a,b"
         return f"a list like {example}"
     return type(default).__name__
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h`` or ``1h30m``; None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        raw = text.strip().lower()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", raw)
+            if not raw or parts is None:
+                raise DiffrecError(f"cannot read {text!r} as a duration (e.g. 600, 90s, 15m, 2h)") from None
+            h, m, s = (float(p) if p else 0.0 for p in parts.groups())
+            seconds = 3600 * h + 60 * m + s
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise DiffrecError(f"a timeout must be a positive number of seconds, got {text!r}")
+    return seconds

@@ -3,7 +3,9 @@
 A run folder holds::
 
     config.json   settings, model spec, parameter count and start time (written once, at creation)
-    status.json   running | finished | failed | stopped, with the time and process of the last change
+    status.json   running | finished | failed | stopped, with the time, host and process of the last change;
+                  a running run's process refreshes the time every HEARTBEAT_SECONDS, so a reader can tell a
+                  run whose process died (shown as crashed) from one still training
     metrics.json  one record per evaluation: epoch, valid and test metrics, seconds, loss
     losses.json   loss per optimizer step and mean loss per diffusion step t
     final.json    the metrics at the best epoch, written when training ends
@@ -22,10 +24,12 @@ import math
 import os
 import re
 import secrets
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from diffrec_cli.atomic import write_json
 from diffrec_cli.config import TrainConfig
@@ -41,6 +45,10 @@ RESUME_DIR = "resume"
 
 RUNNING, FINISHED, FAILED, STOPPED = "running", "finished", "failed", "stopped"
 STATUSES = (RUNNING, FINISHED, FAILED, STOPPED)
+# never written: what read_run reports for a run marked running whose process is gone
+CRASHED = "crashed"
+HEARTBEAT_SECONDS = 30.0
+STALE_SECONDS = 10 * HEARTBEAT_SECONDS  # no heartbeat for this long: a run on another host has died
 
 # What new_run_id makes: date-time, model, dataset, then four hex digits that keep same-second runs apart.
 RUN_ID = re.compile(r"^(\d{8}-\d{6})-(.+)-([0-9a-f]{4})$")
@@ -58,6 +66,8 @@ class Run:
 
     path: Path
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)  # what status.json holds, as last written here
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -95,7 +105,30 @@ class Run:
 
     def set_status(self, status: str, **extra: Any) -> None:
         assert status in STATUSES
-        write_json(self.path / STATUS_FILE, {"status": status, "updated": time.time(), "pid": os.getpid(), **extra})
+        with self._lock:
+            self.status = {"status": status, "updated": time.time(), "pid": os.getpid(),
+                           "host": socket.gethostname(), **extra}
+            write_json(self.path / STATUS_FILE, self.status)
+
+    def heartbeat(self, **progress: Any) -> None:
+        """Refresh the time (and any progress fields) of a running run's status; a no-op once it has ended."""
+        with self._lock:
+            if self.status.get("status") != RUNNING:
+                return
+            self.status.update(progress, updated=time.time())
+            write_json(self.path / STATUS_FILE, self.status)
+
+    def keep_alive(self, every: float = HEARTBEAT_SECONDS) -> Callable[[], None]:
+        """Heartbeats from a background thread while training runs (evaluations can be long); returns the
+        function that stops them."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every):
+                self.heartbeat()
+
+        threading.Thread(target=beat, name=f"heartbeat-{self.id}", daemon=True).start()
+        return stop.set
 
     def add_evaluation(self, record: dict[str, Any]) -> None:
         self.evaluations.append(record)
@@ -139,7 +172,7 @@ class RunRecord:
     id: str
     path: Path
     config: dict[str, Any] = field(default_factory=dict)
-    status: str | None = None  # one of STATUSES; None when status.json is missing or unreadable
+    status: str | None = None  # one of STATUSES or CRASHED; None when status.json is missing or unreadable
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     optimizer_losses: list[float] = field(default_factory=list)
     step_losses: list[float | None] = field(default_factory=list)
@@ -246,7 +279,7 @@ def read_run(path: str | Path) -> RunRecord:
     status = _load(path, STATUS_FILE, dict, problems, required=True)
     if status is not None:
         if status.get("status") in STATUSES:
-            record.status = status["status"]
+            record.status = CRASHED if status["status"] == RUNNING and process_gone(status) else status["status"]
         else:
             problems.append(f"{STATUS_FILE}: unknown status {status.get('status')!r}")
     record.evaluations = [e for e in _load(path, METRICS_FILE, list, problems) or [] if isinstance(e, dict)]
@@ -263,6 +296,26 @@ def read_run(path: str | Path) -> RunRecord:
     return record
 
 
+def process_gone(status: dict[str, Any], now: float | None = None) -> bool:
+    """Whether the process a running status names has died: on this host its pid no longer exists; on another
+    host (a shared file system) its heartbeat has stopped for STALE_SECONDS."""
+    updated = as_number(status.get("updated"))
+    if status.get("host", socket.gethostname()) != socket.gethostname():
+        return updated is not None and (now or time.time()) - updated > STALE_SECONDS
+    pid = status.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    except OverflowError:
+        return True  # not a pid this system can have
+    return False
+
+
 def run_folders(runs_dir: Path) -> list[Path]:
     """The run folders under ``runs_dir`` in id order (so oldest first); stray files and dot-folders are skipped."""
     if not runs_dir.is_dir():
@@ -274,17 +327,35 @@ def read_runs(runs_dir: Path) -> list[RunRecord]:
     return [read_run(path) for path in run_folders(runs_dir)]
 
 
+def matching_ids(ids: list[str], text: str) -> list[str]:
+    """The ids that ``text`` names: the id itself, else every id it begins or ends (what the CLI accepts)."""
+    if text in ids:
+        return [text]
+    return [i for i in ids if text and (i.startswith(text) or i.endswith(text))]
+
+
+def short_id(run_id: str, ids: list[str]) -> str:
+    """The shortest name of ``run_id`` to show (the dashboard's id column) that still names only it among
+    ``ids``: a generated id's four random hex digits when they are unique, else the whole id."""
+    found = RUN_ID.match(run_id)
+    if found and matching_ids(ids, found.group(3)) == [run_id]:
+        return found.group(3)
+    return run_id
+
+
 def resolve_run(home_runs: Path, run_or_path: str) -> Path:
-    """A path as given, or a run id (or unique id prefix) under the data home's runs folder."""
+    """A path as given, or a run id, or any unique prefix or suffix of one, under the data home's runs folder."""
     direct = Path(run_or_path)
     if direct.exists():
         return direct
     candidate = home_runs / run_or_path
     if candidate.exists():
         return candidate
-    matches = [p for p in run_folders(home_runs) if p.name.startswith(run_or_path)]
+    ids = [p.name for p in run_folders(home_runs)]
+    matches = matching_ids(ids, run_or_path)
     if len(matches) == 1:
-        return matches[0]
+        return home_runs / matches[0]
     if len(matches) > 1:
-        raise DiffrecError(f"{run_or_path!r} matches {len(matches)} runs; give more of the id")
+        shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
+        raise DiffrecError(f"{run_or_path!r} matches {len(matches)} runs; give more of the id ({shown})")
     raise DiffrecError(f"no run or checkpoint {run_or_path!r} (looked in {home_runs})")

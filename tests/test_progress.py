@@ -89,8 +89,9 @@ def test_status_json_keeps_the_epoch_and_step_at_most_every_few_seconds(tmp_path
 
     recorder(STARTED)
     recorder(StepFinished(1, 1, 0.5))
-    assert status() | {"updated": 0, "pid": 0} == {"status": "running", "epoch": 1, "epochs": 200, "step": 1,
-                                                   "steps_per_epoch": 3, "updated": 0, "pid": 0}
+    assert status() | {"updated": 0, "pid": 0, "host": ""} == {"status": "running", "epoch": 1, "epochs": 200,
+                                                               "step": 1, "steps_per_epoch": 3, "updated": 0,
+                                                               "pid": 0, "host": ""}
     recorder(StepFinished(1, 2, 0.5))
     assert status()["step"] == 1  # written at most every PROGRESS_EVERY seconds
     clock.now += PROGRESS_EVERY

@@ -14,7 +14,8 @@ from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import get_registry
 from diffrec_cli.runs import read_runs
 from diffrec_cli.training.events import Evaluated
-from diffrec_cli.tuning import (SearchSpace, Trial, TuneResult, default_space, parse_duration, plan_trials,
+from diffrec_cli.convert import parse_duration
+from diffrec_cli.tuning import (SearchSpace, Trial, TuneResult, default_space, plan_trials,
                                 read_space_file, tune)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

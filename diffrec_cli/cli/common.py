@@ -11,13 +11,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.home import resolve_home, shown_path
 
 console = Console()
 err_console = Console(stderr=True)
 
 HomeOption = Annotated[
     Optional[str],
-    typer.Option("--home", envvar="DIFFREC_HOME", metavar="DIR", help="Data home for datasets and runs \\[default: ~/.local/share/diffrec]."),
+    # the help names the home this process resolves to ($DIFFREC_HOME or the platform's user-data folder)
+    typer.Option("--home", envvar="DIFFREC_HOME", metavar="DIR", show_envvar=False,
+                 help=f"Data home for datasets and runs \\[default: {escape(shown_path(resolve_home()))}, from "
+                      f"$DIFFREC_HOME or the platform's data folder]."),
 ]
 
 
@@ -77,6 +81,7 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             err_console.print("interrupted", highlight=False)
             raise typer.Exit(130) from None
 
+    wrapper.handles_errors = True  # type: ignore[attr-defined]  # tests check every command has the boundary
     return wrapper
 
 

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, handles_errors
 
 app = typer.Typer(help="Import interaction logs, prepare datasets (clean, noisy, temporal) and inspect them.",
@@ -45,7 +46,7 @@ def import_log(
 @app.command("prepare")
 @handles_errors
 def prepare(
-    source: str = typer.Argument(..., help="An imported log (diffrec data import), or a log file to read now."),
+    source: str = typer.Argument(..., autocompletion=complete.logs, help="An imported log (diffrec data import), or a log file to read now."),
     protocol: str = typer.Option("clean", "--protocol", help="clean, noisy-natural, noisy-random or temporal."),
     name: str = typer.Option(..., "--name", help="Name of the prepared dataset."),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Recipe setting key=value (repeatable), e.g. "
@@ -121,8 +122,7 @@ def demo(force: bool = typer.Option(False, "--force", help="Rebuild it if presen
 
 @app.command("list")
 @handles_errors
-def list_datasets(home: HomeOption = None,
-                  as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
+def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """List prepared datasets and imported raw logs."""
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.datasets import dataset_list_table, log_list_table, origin
@@ -148,8 +148,8 @@ def list_datasets(home: HomeOption = None,
 
 @app.command("info")
 @handles_errors
-def info(name: str = typer.Argument(..., help="Dataset (or raw log) name."), home: HomeOption = None,
-         as_json: bool = typer.Option(False, "--json", help="Print the stored description as JSON.")) -> None:
+def info(name: str = typer.Argument(..., autocompletion=complete.datasets_and_logs, help="Dataset (or raw log) name."), home: HomeOption = None,
+         as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Table 1 of the paper for one dataset: users, items, interactions per split, density, ranges, recipe."""
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.datasets import dataset_info_table, log_info_table
@@ -163,7 +163,7 @@ def info(name: str = typer.Argument(..., help="Dataset (or raw log) name."), hom
 
 @app.command("remove")
 @handles_errors
-def remove(names: List[str] = typer.Argument(..., help="Datasets or raw logs to delete."),
+def remove(names: List[str] = typer.Argument(..., autocompletion=complete.datasets_and_logs, help="Datasets or raw logs to delete."),
            home: HomeOption = None) -> None:
     """Delete prepared datasets or raw logs from the data home (all named ones, or none if one is unknown)."""
     from diffrec_cli.data.store import DataHome

@@ -7,24 +7,25 @@ from typing import Optional
 
 import typer
 
+from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, handles_errors, registry
 from diffrec_cli.errors import DiffrecError
 
 
 @handles_errors
 def train_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name \\[default: diffrec]."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Prepared dataset name \\[default: demo]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Registered model name \\[default: diffrec]."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", autocompletion=complete.datasets, help="Prepared dataset name \\[default: demo]."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file of settings (\\[train] and \\[model] tables or flat keys)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", help="key=value setting; repeatable (e.g. --set steps=40 --set lr=5e-4)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", autocompletion=complete.settings, help="key=value setting; repeatable (e.g. --set steps=40 --set lr=5e-4)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 only where the hardware supports it)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of weights, noise and batches \\[default: 1]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; the same seed gives the same run \\[default: 1]."),
     live: bool = typer.Option(True, "--live/--no-live", help="Live panel on a terminal; --no-live prints plain lines."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
     samples: int = typer.Option(3, "--samples", help="Show top-10 recommendations for this many users at the end."),
-    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", autocompletion=complete.runs,
                                          help="Continue RUN from its latest resumable state (only --epochs and "
                                               "--set epochs=/patience= may change)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", metavar="N",

@@ -4,14 +4,13 @@ Layout: ``HOME/datasets/NAME/{meta.json, splits.npz, interactions.parquet, users
 [, item_emb.npy]}`` (prepared datasets), ``HOME/logs/NAME/{meta.json, log.parquet, users.parquet,
 items.parquet}`` (imported raw logs, the input of ``diffrec data prepare``) and ``HOME/runs/RUN_ID/``.
 Datasets and logs share one namespace: a name is either. HOME is ``--home``, else ``$DIFFREC_HOME``, else
-``$XDG_DATA_HOME/diffrec`` (``~/.local/share/diffrec``). A dataset directory is built under a temporary name
-and renamed into place.
+the platform's user-data folder (``home.py``; ``~/.local/share/diffrec`` on Linux). A dataset directory is
+built under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -24,19 +23,10 @@ from diffrec_cli import __version__
 from diffrec_cli.atomic import atomic_directory
 from diffrec_cli.data.sparse import SPLITS, InteractionData
 from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.home import HomeFolders
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEMO_NAME = "demo"
-
-
-def resolve_home(home: str | os.PathLike | None = None) -> Path:
-    if home:
-        return Path(home).expanduser()
-    env = os.environ.get("DIFFREC_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "diffrec"
 
 
 def is_name(text: str) -> bool:
@@ -53,21 +43,8 @@ def check_name(name: str) -> str:
     return name
 
 
-class DataHome:
-    def __init__(self, home: str | os.PathLike | None = None) -> None:
-        self.root = resolve_home(home)
-
-    @property
-    def datasets_dir(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
+class DataHome(HomeFolders):
+    """The data home's datasets, logs and runs (the folders and names: ``home.HomeFolders``)."""
 
     # Datasets and logs: each a folder NAME/ holding meta.json once complete.
     def dataset_dir(self, name: str) -> Path:
@@ -75,14 +52,6 @@ class DataHome:
 
     def log_dir(self, name: str) -> Path:
         return self.logs_dir / check_name(name)
-
-    def names(self) -> list[str]:
-        """The prepared datasets, sorted."""
-        return _stored_names(self.datasets_dir)
-
-    def log_names(self) -> list[str]:
-        """The imported raw logs, sorted."""
-        return _stored_names(self.logs_dir)
 
     def exists(self, name: str) -> bool:
         return (self.dataset_dir(name) / "meta.json").is_file()
@@ -258,13 +227,6 @@ def _read_meta(path: Path, what: str) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DiffrecError(f"{what}: {path} is not valid JSON ({exc})") from None
-
-
-def _stored_names(folder: Path) -> list[str]:
-    """The entries of ``folder`` that hold a ``meta.json`` (complete datasets or logs), sorted."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if (p / "meta.json").is_file())
 
 
 def _interactions_table(data: InteractionData) -> Any:

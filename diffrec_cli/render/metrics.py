@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 from rich.table import Table
 
 from diffrec_cli.runs import as_number
-from diffrec_cli.training.evaluate import METRICS
+from diffrec_cli.metrics import METRICS  # not training.evaluate: tables must not load torch
 
 # Short names for narrow columns (R@20, N@20, ...), one for each of evaluate.METRICS.
 METRIC_LABELS = {"recall": "R", "ndcg": "N", "precision": "P", "mrr": "MRR", "hit": "HR"}

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from diffrec_cli import __version__
-from diffrec_cli.atomic import atomic_path, write_json
+from diffrec_cli.atomic import atomic_path, file_sha256, write_json
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.build import rebuild_model
 from diffrec_cli.models.spec import ModelSpec
@@ -66,6 +66,7 @@ class CheckpointMeta:
     epoch: int = 0
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # {"valid": {...}, "test": {...}}
     library_version: str = __version__
+    weights_sha256: str = ""  # of model.safetensors; empty in checkpoints written before 0.2 (not checked)
 
     def at_epoch(self, epoch: int, valid: dict[str, float], test: dict[str, float]) -> "CheckpointMeta":
         return dataclasses.replace(self, epoch=epoch, metrics={"valid": valid, "test": test})
@@ -78,7 +79,7 @@ class CheckpointMeta:
         return {"format": FORMAT, "library_version": self.library_version, "model": self.model.to_json(),
                 "reweighting": self.model.reweighting.to_json(), "train": self.train,
                 "dataset": dataclasses.asdict(self.dataset), "parameters": self.parameters, "run_id": self.run_id,
-                "epoch": self.epoch, "metrics": self.metrics}
+                "epoch": self.epoch, "metrics": self.metrics, "weights_sha256": self.weights_sha256}
 
     @classmethod
     def from_json(cls, raw: Any) -> "CheckpointMeta":
@@ -93,7 +94,7 @@ class CheckpointMeta:
         return cls(ModelSpec.from_json(raw.get("model"), "model", raw.get("reweighting")),
                    DatasetRef.from_json(raw.get("dataset")), train, int(raw.get("parameters") or 0),
                    raw.get("run_id"), int(raw.get("epoch") or 0), metrics,
-                   str(raw.get("library_version", "unknown")))
+                   str(raw.get("library_version", "unknown")), str(raw.get("weights_sha256") or ""))
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, meta: CheckpointMeta) -> Path:
@@ -102,7 +103,8 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, meta: Checkpoint
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "diffrec": FORMAT})
-    write_json(folder / META, meta.to_json())
+        digest = file_sha256(tmp)
+    write_json(folder / META, dataclasses.replace(meta, weights_sha256=digest).to_json())
     return folder / WEIGHTS
 
 
@@ -150,6 +152,12 @@ def load_checkpoint(path: str | Path, registry: Registry, *, device: str | torch
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise DiffrecError(f"{weights} does not match model {meta.model.name!r}: {first}") from None
+    # a well-formed file of the right shapes can still hold flipped bits or a diverged model's weights
+    if meta.weights_sha256 and file_sha256(weights) != meta.weights_sha256:
+        raise DiffrecError(f"{weights} is damaged: its checksum differs from the one recorded in {META}")
+    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise DiffrecError(f"{weights} holds non-finite values (NaN or infinity) in {bad[0]}")
     model.to(device)
     model.eval()
     return LoadedCheckpoint(model, meta, folder)

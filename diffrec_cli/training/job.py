@@ -97,6 +97,7 @@ def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[s
 def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
                   resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
+    stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
     try:
         result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run),
                      should_stop=should_stop, resume=resume)
@@ -106,6 +107,8 @@ def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainCo
     except BaseException as exc:
         recorder.failed(exc)
         raise
+    finally:
+        stop_heartbeat()
     return TrainOutcome(recorder.run, model, data, result, spec, config)
 
 

@@ -67,8 +67,7 @@ class RunRecorder:
         """Where training is, in status.json, at most every ``PROGRESS_EVERY`` seconds."""
         if self.clock() - self.progress_written >= PROGRESS_EVERY:
             self.progress_written = self.clock()
-            self.run.set_status("running", epoch=epoch, epochs=self.epochs, step=self.step,
-                                steps_per_epoch=self.steps_per_epoch)
+            self.run.heartbeat(epoch=epoch, epochs=self.epochs, step=self.step, steps_per_epoch=self.steps_per_epoch)
 
     def resumable(self, event: ResumePoint) -> None:
         state = event.state()

@@ -9,7 +9,6 @@ intact or it is ignored. Loading never unpickles.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -22,19 +21,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from diffrec_cli.atomic import atomic_path, write_json
+from diffrec_cli.atomic import atomic_path, file_sha256, write_json
 from diffrec_cli.errors import DiffrecError
 
 FORMAT = "diffrec-resume/1"
 _NAME = re.compile(r"^epoch-(\d{6})\.json$")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def rng_state(shuffler: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
@@ -18,6 +17,7 @@ from textual.screen import Screen
 
 from diffrec_cli.config import Settings
 from diffrec_cli.data.store import DataHome
+from diffrec_cli.home import shown_path
 from diffrec_cli.tui.compare_screen import CompareScreen
 from diffrec_cli.tui.datasets_screen import DatasetsScreen
 from diffrec_cli.tui.detail_screen import RunDetailScreen
@@ -31,14 +31,6 @@ def default_registry() -> Any:
     from diffrec_cli.plugins import get_plugins
 
     return get_plugins().registry
-
-
-def home_label(root: Path) -> str:
-    """The data home as the header shows it: under the user's home folder as ``~/…`` (shorter)."""
-    try:
-        return "~/" + root.resolve().relative_to(Path.home().resolve()).as_posix()
-    except ValueError:
-        return str(root)
 
 
 class DashboardApp(App):
@@ -55,7 +47,7 @@ class DashboardApp(App):
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.now = now
-        self.sub_title = home_label(home.root)
+        self.sub_title = shown_path(home.root)
         self.live: LiveTrainingScreen | None = None
 
     def on_mount(self) -> None:

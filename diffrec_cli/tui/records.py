@@ -13,34 +13,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from diffrec_cli.render.numbers import format_seconds
-from diffrec_cli.runs import RUN_ID, RUNNING, RunRecord, as_number, read_run, read_runs
+from diffrec_cli.runs import RUNNING, RunRecord, as_number, read_run, read_runs, short_id
 
 SUMMARY_K = 20
 SUMMARY_METRICS = ("recall", "ndcg")  # the runs table and the comparison show these of evaluate.METRICS
 METRIC_KEYS = tuple(f"{split}_{metric}" for split in ("valid", "test") for metric in SUMMARY_METRICS)
 
 
-# Where a generated run id may be cut (date, hour and minute, second) before the dashes of its model part.
-ID_CUTS = (8, 13, 15)
-
-
 def display_ids(ids: Iterable[str]) -> dict[str, str]:
-    """For each run id the shortest prefix no other id starts with, cut at a readable place (the date, the
-    minute, the second, a dash, else the whole id): what ``diffrec eval`` and ``recommend`` accept for it."""
-    ids = sorted(set(ids))
-    out = {}
-    for i, run_id in enumerate(ids):
-        neighbours = ids[max(0, i - 1):i] + ids[i + 1:i + 2]
-        needed = max([_common_length(run_id, other) + 1 for other in neighbours] + [1])
-        fixed = ID_CUTS if RUN_ID.match(run_id) else ()
-        cuts = [*fixed, *(n for n, char in enumerate(run_id) if char == "-" and n > max(fixed, default=0)), len(run_id)]
-        cut = min(n for n in cuts if n >= min(needed, len(run_id)))
-        out[run_id] = run_id[:cut]
-    return out
-
-
-def _common_length(a: str, b: str) -> int:
-    return next((n for n, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    """For each run id the short name the dashboard shows (``runs.short_id``: what the CLI accepts for it)."""
+    ids = list(dict.fromkeys(ids))
+    return {run_id: short_id(run_id, ids) for run_id in ids}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from diffrec_cli.tui.records import (COLUMNS, METRIC_KEYS, RunSummary, display_i
 from diffrec_cli.tui.table_screen import TableScreen
 
 STATUS_STYLES = {"running": "bold yellow", "finished": "green", "failed": "bold red", "stopped": "magenta",
-                 "error": "bold red"}
+                 "crashed": "bold red", "error": "bold red"}
 NUMERIC = {"best_epoch", *METRIC_KEYS, "parameters", "seconds"}
 CELL_PADDING = 1  # DataTable's default, on each side of a cell
 SCROLLBAR = 2  # the width the vertical scrollbar may take

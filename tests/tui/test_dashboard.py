@@ -37,7 +37,7 @@ async def test_runs_table_lists_sorts_and_filters(runs_home):
         assert isinstance(screen, RunsScreen)
         table = screen.query_one("#runs")
         assert row_order(table) == [RUN_C, RUN_B, RUN_A]  # newest first
-        assert cell(table, RUN_A, "id").strip() == "20240301"  # the shortest id the CLI takes
+        assert cell(table, RUN_A, "id").strip() == "a1a1"
         assert cell(table, RUN_A, "status") == "finished"
         assert cell(table, RUN_C, "status") == "stopped"
         assert cell(table, RUN_A, "valid_recall") == "0.3624"
