@@ -4,13 +4,12 @@ TensorBoard, MLflow or Weights & Biases. Turn one on with ``--set callbacks=[ten
 
 from diffrec_cli.hookspecs import hookimpl
 
-from diffrec_tracking.callbacks import MLflowCallback, TensorBoardCallback, WandbCallback
-
 __version__ = "0.1.0"
 
 
 @hookimpl
 def register_callbacks(register):
-    register(TensorBoardCallback, name="tensorboard")
-    register(MLflowCallback, name="mlflow")
-    register(WandbCallback, name="wandb")
+    # by import path: loading the plugins (every command does) imports no callback code
+    register("tensorboard", "diffrec_tracking.callbacks:TensorBoardCallback")
+    register("mlflow", "diffrec_tracking.callbacks:MLflowCallback")
+    register("wandb", "diffrec_tracking.callbacks:WandbCallback")
