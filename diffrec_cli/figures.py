@@ -126,8 +126,9 @@ def _order(value: Any) -> tuple:
 
 def sweep(result: Any, x: str, lines: str | None = None, metrics: Sequence[str] = ("recall@20", "ndcg@20"),
           split: str = "test") -> Any:
-    """A metric against one swept setting ``x``, one line per value of ``lines`` (one panel per metric);
-    a numeric ``x`` spanning decades gets a log axis, any other ``x`` is categorical."""
+    """A metric against one swept setting ``x``, one line per value of ``lines`` (one panel per metric). A
+    numeric ``x`` draws lines (a log axis when it spans decades); words (``importance``/``uniform``) draw
+    grouped bars, in the order the search listed them."""
     swept = [x] + ([lines] if lines else [])
     missing = [name for name in swept if name not in result.space]
     if missing:
@@ -139,19 +140,36 @@ def sweep(result: Any, x: str, lines: str | None = None, metrics: Sequence[str] 
         if not drawn:
             raise DiffrecError(f"no trial of search {result.tune_id} has a {split} {metric}")
         xs = [p[0] for points in drawn.values() for p in points]
-        numeric = all(as_number(v) is not None for v in xs)
-        categories = sorted({_text(v) for v in xs}, key=lambda t: _order(t)) if not numeric else []
-        for name, points in drawn.items():
-            at = [p[0] if numeric else categories.index(_text(p[0])) for p in points]
-            ax.plot(at, [p[1] for p in points], marker="o", label=name if lines else None)
-        if numeric and min(xs) > 0 and max(xs) / min(xs) >= 100:
-            ax.set_xscale("log")
-        if not numeric:
-            ax.set_xticks(range(len(categories)), categories)
+        if all(as_number(v) is not None for v in xs):
+            for name, points in drawn.items():
+                ax.plot(*zip(*points), marker="o", label=name if lines else None)
+            if min(xs) > 0 and max(xs) / min(xs) >= 100:
+                ax.set_xscale("log")
+        else:
+            _bars(ax, drawn, _categories(result.space[x], xs), labelled=bool(lines))
         ax.set(xlabel=x, ylabel=f"{split} {metric}")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, axis="y" if ax.patches else "both")
         if lines:
             ax.legend(fontsize="small", title=lines)
     figure.suptitle(f"{result.model} on {result.dataset}", fontsize="medium")
     return figure
 
+
+def _categories(declared: Any, seen: list[Any]) -> list[str]:
+    """The category labels in the order the search space listed them (a range has no order: sorted)."""
+    order = [_text(v) for v in declared] if isinstance(declared, list) else sorted({_text(v) for v in seen})
+    return [c for c in order if c in {_text(v) for v in seen}]
+
+
+def _bars(ax: Any, drawn: dict[str, list[tuple[Any, float]]], categories: list[str], labelled: bool) -> None:
+    """Grouped bars, one group per category; the value axis starts near the lowest bar so that differences
+    of a few per cent show (as in the paper's figures)."""
+    width = 0.8 / len(drawn)
+    for n, (name, points) in enumerate(drawn.items()):
+        offset = (n - (len(drawn) - 1) / 2) * width
+        ax.bar([categories.index(_text(v)) + offset for v, _ in points], [y for _, y in points], width,
+               label=name if labelled else None)
+    values = [y for points in drawn.values() for _, y in points]
+    spread = (max(values) - min(values)) or max(values) * 0.1
+    ax.set_ylim(max(0.0, min(values) - spread), max(values) + spread / 2)
+    ax.set_xticks(range(len(categories)), categories)

@@ -104,3 +104,21 @@ def test_bad_requests_are_one_line_errors(plotted, tmp_path):
     assert plot(home, "sweep", "nosuch", "--x", "steps", "--out", str(tmp_path / "s.png")).exit_code == 2
     assert not list(tmp_path.iterdir())  # nothing half-written
     assert json.loads((result.path / "tune.json").read_text())["tune_id"] == result.tune_id
+
+
+def test_a_sweep_over_words_draws_bars_in_the_order_searched():
+    from diffrec_cli.figures import sweep
+    from diffrec_cli.tuning import Trial, TuneResult
+
+    trials = [Trial(n, {"sampling": s}, "finished", valid={"recall@20": v}, test={"recall@20": v, "ndcg@20": v / 2})
+              for n, (s, v) in enumerate([("uniform", 0.16), ("importance", 0.17)], start=1)]
+    result = TuneResult("t", None, "diffrec", "ml-1m", "grid", "recall@20", {},
+                        {"sampling": ["uniform", "importance"]}, trials)
+    figure = sweep(result, "sampling")
+    recall, ndcg = figure.axes
+    assert [t.get_text() for t in recall.get_xticklabels()] == ["uniform", "importance"]
+    def heights(ax):  # left to right
+        return [round(bar.get_height(), 4) for bar in sorted(ax.patches, key=lambda bar: bar.get_x())]
+
+    assert heights(recall) == [0.16, 0.17] and heights(ndcg) == [0.08, 0.085]
+    assert recall.get_ylim()[0] > 0.1  # near the lowest bar: a few per cent must show
