@@ -11,8 +11,13 @@ Recall@20, as in the paper):
             inference steps T' ∈ {0, T/4, T/2, T} with T = 40
   Figure 6: noise scale s ∈ {1e-4, 1e-3, 5e-3, 1e-2} × steps T ∈ {2, 5, 10, 40} (one search, two figures)
 
-Each trial trains for at most ``--epochs`` epochs (the paper trains to early stopping; its best ML-1M epoch
-is about 10 here), evaluating every 5. The last line is one JSON object: the figures and the seconds taken.
+Each trial trains for at most ``--epochs`` epochs (the paper trains to early stopping; DiffRec's best ML-1M
+epoch is about 10 here), evaluating every 5. The last line is one JSON object: the figures and the seconds.
+
+What was cut to fit two shared CPU cores: 10 epochs per trial, one seed, T up to 40 (the paper: 100), no
+s = 0, and ML-1M only (the paper draws these figures on Amazon-book). The run that drew docs/figures took
+3,432 s (57 min; 24 trials, OMP_NUM_THREADS=1, other work on the same cores): sampling 186 s, prediction
+460 s (ε-prediction evaluates without the folded x0 recursion), inference steps 670 s, noise × steps 2,040 s.
 """
 
 from __future__ import annotations
