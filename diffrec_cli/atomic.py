@@ -1,4 +1,4 @@
-"""Write files so that readers never see half of them: write a sibling temp file, then rename.
+"""Write files and folders so that readers never see half of them: write a sibling temp, then rename.
 
 The temporary file or folder is created with the ordinary modes (0666 / 0777, less the user's umask), as
 ``open()`` and ``mkdir`` would: ``tempfile.mkstemp`` would make every output private (0600) whatever the
@@ -7,21 +7,29 @@ user asked for, and the rename keeps the mode.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+# hidden siblings: ".NAME.xxxxxxxx.tmp" while a file or folder is written, ".NAME.xxxxxxxx.old" for a folder
+# set aside during a swap (see swap_in)
+TEMP_SUFFIX, ASIDE_SUFFIX = ".tmp", ".old"
 
 
 def _create_sibling(target: Path, make: Any) -> Path:
     """A fresh hidden sibling of ``target`` made by ``make(path)``, which raises if the path exists."""
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
             make(tmp)
         except FileExistsError:  # another writer drew the same name: draw again
@@ -85,17 +93,69 @@ def _json_default(value: Any) -> Any:
 
 @contextmanager
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
-    """Build a directory under a temporary name and move it into place only when complete."""
+    """Build a directory under a hidden temporary name (``.NAME.xxxxxxxx.tmp``) and put it in place only
+    when complete: the new one is renamed in first and the old one removed last (see :func:`swap_in`)."""
     target = Path(target)
     tmp = _create_sibling(target, lambda path: path.mkdir(0o777))
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        swap_in(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` at ``target``; the old ``target``, if any, is removed last.
+
+    Where the kernel can (Linux ``renameat2``), the two are exchanged in one atomic step and the old
+    contents, now under ``new``'s temporary name, are removed. Elsewhere the old folder is renamed aside
+    (``.NAME.xxxxxxxx.old``), the new one renamed in, and the old one removed. Killed at any instant, this
+    leaves the old or the new folder complete at ``target``, or (fallback only) the old one aside with
+    ``target`` empty, which ``data/guard.py:sweep`` puts back.
+    """
+    fault_point("before-swap")
+    if not os.path.lexists(target):
+        os.replace(new, target)
+        return
+    if exchange(new, target):
+        fault_point("after-swap")  # the new folder in place, the old one under the temporary name
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    aside = target.with_name(f".{target.name}.{secrets.token_hex(4)}{ASIDE_SUFFIX}")
+    os.replace(target, aside)
+    fault_point("between-renames")
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2() -> Any:
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name, use_errno=True) if name else None
+    return libc.renameat2 if libc is not None and hasattr(libc, "renameat2") else None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step; False (nothing done) where the system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def fault_point(name: str) -> None:
+    """A test hook: when ``$DIFFREC_FAULT`` names this point the process kills itself here (SIGKILL), so that
+    "killed at exactly this instant" can be tested (tests/test_faults.py). Costs one environment lookup."""
+    if os.environ.get("DIFFREC_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def file_sha256(path: Path) -> str:

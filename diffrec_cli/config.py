@@ -8,6 +8,7 @@ model's constructor when the model is built.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class TrainConfig:
             (self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
             (len(self.ks) > 0 and min(self.ks) > 0, f"ks must be positive, got {list(self.ks)}"),
             (self.eval_batch_size >= 0, "eval_batch_size must be >= 0"),
+            (0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -87,6 +89,10 @@ def load_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DiffrecError(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise DiffrecError(f"{what} {path} is a folder, not a TOML file") from None
+    except OSError as exc:
+        raise DiffrecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DiffrecError(f"{what} {path} is not valid TOML: {exc}") from None
 
@@ -95,6 +101,7 @@ TRACKING = "tracking."  # the prefix of a callback setting: ``--set tracking.mlf
 
 
 def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
+<<<<<<< HEAD
     """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict; the
     ``[tracking]`` table's ``callbacks`` turns them on and its other keys configure them (``tracking.KEY``)."""
     flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
@@ -102,12 +109,40 @@ def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
         flat.update(raw.get(table, {}))
     for key, value in raw.get("tracking", {}).items():
         flat[key if key == "callbacks" else TRACKING + key] = value
+=======
+    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict.
+
+    ``train`` must be a table; ``model`` a table or a model name (a top-level ``model = "multvae"``).
+    """
+    train, model = raw.get("train", {}), raw.get("model", {})
+    if not isinstance(train, dict):
+        raise DiffrecError(f"train should be a [train] table of settings, got {_toml_value(train)}")
+    if not isinstance(model, (dict, str)):
+        raise DiffrecError(f"model should be a model name or a [model] table of settings, got {_toml_value(model)}")
+    flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for table in (train, model):
+        if isinstance(table, dict):
+            flat.update(table)
+>>>>>>> main
     return flat
 
 
+def _toml_value(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML config file (see :func:`flat_settings`)."""
-    return flat_settings(load_toml(path))
+    """The settings of a TOML config file (see :func:`flat_settings`); a table other than ``[train]`` and
+    ``[model]`` is an error (its settings would otherwise be ignored)."""
+    raw = load_toml(path)
+    other = [k for k, v in raw.items() if isinstance(v, dict) and k not in ("train", "model")]
+    if other:
+        raise DiffrecError(f"config file {path}: unknown table [{other[0]}] (settings go at the top level or "
+                           f"in [train] and [model])")
+    try:
+        return flat_settings(raw)
+    except DiffrecError as exc:
+        raise DiffrecError(f"config file {path}: {exc}") from None
 
 
 @dataclass

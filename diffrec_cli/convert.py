@@ -17,30 +17,66 @@ _TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
 
 
 def coerce(value: Any, default: Any) -> Any:
-    """``value`` as the type of ``default``: text is parsed, other values are only aligned.
+    """``value`` as the type of ``default``: text is parsed, other values are checked and aligned.
 
     Text: a bool default reads true/false, on/off, yes/no, 1/0; an int default reads whole numbers
+<<<<<<< HEAD
     (``"1.5"`` is an error); a float default reads any number; a tuple or list default reads a JSON list
     (``[0.7, 0.2, 0.1]``; words need no quotes: ``[a, b]``) or items separated by commas or colons (``0.7,0.2,0.1``, ``7:2:1``), each item
+=======
+    (``"1.5"`` is an error); a float default reads any finite number; a tuple or list default reads a JSON
+    list (``[0.7, 0.2, 0.1]``) or items separated by commas or colons (``0.7,0.2,0.1``, ``7:2:1``), each item
+>>>>>>> main
     read as the type of the default's first item; another default (a dict) reads JSON. Text stays text
-    for a text default and for no default (None). Values that are not text: 0/1 become a bool for a bool
-    default, ints become floats for a float default, lists become tuples for a tuple default (items aligned
-    the same way). Raises :class:`DiffrecError` ("cannot read 'x' as int") when text does not fit.
+    for a text default and for no default (None). Values that are not text (from TOML files and
+    checkpoints) must already have the default's kind: 0/1 become a bool for a bool default, ints become
+    floats for a float default, lists become tuples for a tuple default (items checked the same way); a
+    float for an int default, a bool for a number, a number for text, a scalar for a list is an error. None
+    stays None. Raises :class:`DiffrecError` ("cannot read 'x' as int", "expected a whole number, got 1.5").
     """
-    if isinstance(value, str) and default is not None and not isinstance(default, str):
+    if value is None or default is None:
+        return value
+    if isinstance(value, str) and not isinstance(default, str):
         value = _parse(value, default)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
         if isinstance(value, (int, float)) and value in (0, 1):
             return bool(value)
-        raise DiffrecError(f"expected true/false, got {value!r}")
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)):
+        raise DiffrecError(f"expected true/false, got {_shown(value)}")
+    if isinstance(default, (int, float)):
+        return _number(value, default)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise DiffrecError(f"expected text, got {_shown(value)}")
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, (tuple, list)):
+            raise DiffrecError(f"expected {_kind(default)}, got {_shown(value)}")
         items = [coerce(v, default[0]) for v in value] if default else list(value)
         return tuple(items) if isinstance(default, tuple) else items
     return value
+
+
+def _number(value: Any, default: int | float) -> int | float:
+    """A number of the default's kind: a whole number for an int default, a finite one for a float."""
+    whole = isinstance(default, int)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DiffrecError(f"expected {'a whole number' if whole else 'a number'}, got {_shown(value)}")
+    if whole and not isinstance(value, int):
+        raise DiffrecError(f"expected a whole number, got {_shown(value)}")
+    if not whole:
+        value = float(value)
+        if not math.isfinite(value):
+            raise DiffrecError(f"expected a finite number, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A value as a TOML or JSON file would spell it (true, 1e+308, [1, 2]), for messages."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse(text: str, default: Any) -> Any:
@@ -54,7 +90,10 @@ def _parse(text: str, default: Any) -> Any:
         if isinstance(default, int):
             return int(stripped)
         if isinstance(default, float):
-            return float(stripped)
+            number = float(stripped)
+            if not math.isfinite(number):
+                raise ValueError(text)
+            return number
         if isinstance(default, (tuple, list)):
             if stripped.startswith("["):
                 return _bracketed(stripped)

@@ -60,9 +60,11 @@ class HomeFolders:
 
 
 def _stored_names(folder: Path) -> list[str]:
-    """The entries of ``folder`` that hold a ``meta.json`` (complete datasets or logs), sorted."""
+    """The entries of ``folder`` that hold a ``meta.json`` (complete datasets or logs), sorted. Hidden entries
+    are skipped: a writer's temporary folders (``.NAME.xxxxxxxx.tmp``, complete or not; ``data/guard.py``)."""
     if not folder.is_dir():
         return []
+<<<<<<< HEAD
     return sorted(p.name for p in folder.iterdir() if (p / "meta.json").is_file())
 
 
@@ -74,3 +76,6 @@ def shown_path(path: str | os.PathLike) -> str:
         return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
     except (ValueError, OSError, RuntimeError):
         return str(path)
+=======
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
+>>>>>>> main

@@ -47,8 +47,8 @@ def test_text_is_read_as_the_type_of_the_default(value, default, expected):
     ([7, 2, 1], (0.7, 0.2, 0.1), (7.0, 2.0, 1.0)),
     ([300], (200, 600), (300,)),
     ((1, 2), [0], [1, 2]),
-    (1.5, 2, 1.5),  # a non-text value keeps its type (TOML files and checkpoints hold typed values)
     (None, 2, None),
+    (None, (1, 2), None),
 ])
 def test_values_that_are_not_text_are_only_aligned(value, default, expected):
     got = coerce(value, default)
@@ -64,6 +64,21 @@ def test_values_that_are_not_text_are_only_aligned(value, default, expected):
     ("[1, 2", (1,), "cannot read '[1, 2' as a list like 1"),
     ("[1, 2]", {}, None),  # JSON that parses is taken as it is
     (2, True, "expected true/false, got 2"),
+    # values that are not text (TOML files, checkpoints) must already be of the default's kind
+    (1.5, 2, "expected a whole number, got 1.5"),
+    (1e308, 400, "expected a whole number, got 1e+308"),
+    (10.0, 5, "expected a whole number, got 10.0"),
+    (True, 5, "expected a whole number, got true"),
+    (True, 0.1, "expected a number, got true"),
+    ("nan", 0.1, "cannot read 'nan' as float"),
+    ("inf", 0.1, "cannot read 'inf' as float"),
+    (float("inf"), 0.1, "expected a finite number, got Infinity"),
+    ([1, 2], 5, "expected a whole number, got [1, 2]"),
+    (5, "auto", "expected text, got 5"),
+    ([1, 2], "diffrec", "expected text, got [1, 2]"),
+    (5, (10, 20), "expected a list like 10,20, got 5"),
+    ([[10], 20], (10, 20), "expected a whole number, got [10]"),
+    (["a"], (10, 20), "cannot read 'a' as int"),
 ])
 def test_text_that_does_not_fit_is_a_user_error(value, default, message):
     if message is None:
@@ -108,7 +123,13 @@ def test_toml_has_one_reader(tmp_path):
     path.write_text('dataset = "tiny"\n[train]\nlr = 0.01\n[model]\ndims = [8]\n[search]\nlr = [1, 2]\n')
     raw = load_toml(path, "search space file")
     assert raw["search"] == {"lr": [1, 2]}
-    assert flat_settings(raw) == read_toml(path) == {"dataset": "tiny", "lr": 0.01, "dims": [8]}
+    assert flat_settings(raw) == {"dataset": "tiny", "lr": 0.01, "dims": [8]}
+    with pytest.raises(DiffrecError) as info:  # a config file's tables are [train] and [model]; no other is ignored
+        read_toml(path)
+    assert str(info.value) == (f"config file {path}: unknown table [search] (settings go at the top level or in "
+                               f"[train] and [model])")
+    path.write_text('dataset = "tiny"\n[train]\nlr = 0.01\n[model]\ndims = [8]\n')
+    assert read_toml(path) == {"dataset": "tiny", "lr": 0.01, "dims": [8]}
     with pytest.raises(DiffrecError) as info:
         load_toml(tmp_path / "none.toml", "search space file")
     assert str(info.value) == f"search space file {tmp_path / 'none.toml'} not found"

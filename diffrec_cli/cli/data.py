@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from diffrec_cli.cli import complete
-from diffrec_cli.cli.common import HomeOption, console, handles_errors
+from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors
 
 app = typer.Typer(help="Import interaction logs, prepare datasets (clean, noisy, temporal) and inspect them.",
                   no_args_is_help=True)
@@ -33,9 +34,8 @@ def import_log(
 ) -> None:
     """Import an interaction log (for 'diffrec data prepare'); a split folder becomes a dataset directly."""
     from diffrec_cli.data.operations import import_file
-    from diffrec_cli.data.store import DataHome
 
-    store = DataHome(home)
+    store = _home(home)
     stored = import_file(store, file, name, fmt=fmt, force=force, user=user, item=item, rating=rating, time=time,
                          separator=separator)
     _print_stored(store, stored)
@@ -58,9 +58,8 @@ def prepare(
     """Build train/valid/test from a log with one of the paper's protocols (§4.1.1)."""
     from diffrec_cli.config import parse_sets
     from diffrec_cli.data.operations import prepare as prepare_dataset
-    from diffrec_cli.data.store import DataHome
 
-    store = DataHome(home)
+    store = _home(home)
     stored = prepare_dataset(store, source, name, protocol=protocol, settings=parse_sets(sets), force=force)
     _print_stored(store, stored)
 
@@ -79,9 +78,8 @@ def generate(
 ) -> None:
     """Generate a synthetic log: long-tailed popularity and activity, drifting tastes, ratings 1–5, times."""
     from diffrec_cli.data.operations import generate as generate_log
-    from diffrec_cli.data.store import DataHome
 
-    store = DataHome(home)
+    store = _home(home)
     stored = generate_log(store, name, users=users, items=items, interactions=interactions, seed=seed, out=out,
                           force=force)
     if out is not None:
@@ -99,9 +97,8 @@ def import_split(
 ) -> None:
     """Import the DiffRec authors' split format (rows of \\[user, item] with dense ids)."""
     from diffrec_cli.data.operations import import_file
-    from diffrec_cli.data.store import DataHome
 
-    store = DataHome(home)
+    store = _home(home)
     _print_stored(store, import_file(store, folder, name, fmt="split-folder", force=force))
 
 
@@ -110,10 +107,10 @@ def import_split(
 def demo(force: bool = typer.Option(False, "--force", help="Rebuild it if present."), home: HomeOption = None) -> None:
     """Build the bundled synthetic demo dataset (deterministic; also built on first use)."""
     from diffrec_cli.data.operations import build_demo_dataset
-    from diffrec_cli.data.store import DEMO_NAME, DataHome
+    from diffrec_cli.data.store import DEMO_NAME
     from diffrec_cli.render.datasets import dataset_info_table
 
-    store = DataHome(home)
+    store = _home(home)
     if build_demo_dataset(store, force=force) is None:
         console.print(f"dataset {DEMO_NAME!r} already exists in {store.datasets_dir}")
         return
@@ -124,12 +121,11 @@ def demo(force: bool = typer.Option(False, "--force", help="Rebuild it if presen
 @handles_errors
 def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """List prepared datasets and imported raw logs."""
-    from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.datasets import dataset_list_table, log_list_table, origin
 
-    store = DataHome(home)
-    metas = [store.meta(n) for n in store.names()]
-    logs = [store.log_meta(n) for n in store.log_names()]
+    store = _home(home)
+    metas = _readable(store.meta, store.names())
+    logs = _readable(store.log_meta, store.log_names())
     if as_json:
         rows = [{"name": m["name"], "kind": "dataset", "protocol": origin(m), **m["counts"]} for m in metas]
         rows += [{"name": m["name"], "kind": "log", "format": m.get("source", {}).get("format"),
@@ -151,10 +147,9 @@ def list_datasets(home: HomeOption = None, as_json: bool = typer.Option(False, "
 def info(name: str = typer.Argument(..., autocompletion=complete.datasets_and_logs, help="Dataset (or raw log) name."), home: HomeOption = None,
          as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Table 1 of the paper for one dataset: users, items, interactions per split, density, ranges, recipe."""
-    from diffrec_cli.data.store import DataHome
     from diffrec_cli.render.datasets import dataset_info_table, log_info_table
 
-    kind, meta = DataHome(home).describe(name)
+    kind, meta = _home(home).describe(name)
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
         return
@@ -166,10 +161,38 @@ def info(name: str = typer.Argument(..., autocompletion=complete.datasets_and_lo
 def remove(names: List[str] = typer.Argument(..., autocompletion=complete.datasets_and_logs, help="Datasets or raw logs to delete."),
            home: HomeOption = None) -> None:
     """Delete prepared datasets or raw logs from the data home (all named ones, or none if one is unknown)."""
+    store = _home(home)
+    links = {n: os.readlink(p) for n in names for p in (store.dataset_dir(n), store.log_dir(n)) if p.is_symlink()}
+    for name, kind in store.remove_all(names):
+        what = "dataset" if kind == "dataset" else "raw log"
+        if name in links:
+            console.print(f"removed {what} {name!r}: the link only; the folder it pointed to, {links[name]}, "
+                          f"was left alone", markup=False, highlight=False)
+        else:
+            console.print(f"removed {what} {name!r}")
+
+
+def _home(home: Optional[str]):
+    """The data home; a write that waits for another process's says so on stderr."""
     from diffrec_cli.data.store import DataHome
 
-    for name, kind in DataHome(home).remove_all(names):
-        console.print(f"removed {'dataset' if kind == 'dataset' else 'raw log'} {name!r}")
+    def waiting(holder: str) -> None:
+        err_console.print(f"waiting for another process writing the data home ({holder})", highlight=False)
+
+    return DataHome(home, on_wait=waiting)
+
+
+def _readable(read, names: list[str]) -> list[dict]:
+    """The descriptions ``read`` gives for ``names``; a damaged one is skipped with a warning on stderr."""
+    from diffrec_cli.errors import DiffrecError
+
+    metas = []
+    for name in names:
+        try:
+            metas.append(read(name))
+        except DiffrecError as exc:
+            err_console.print(f"warning: skipped {exc}", highlight=False, markup=False, soft_wrap=True)
+    return metas
 
 
 def _print_stored(store, stored) -> None:

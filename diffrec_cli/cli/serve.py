@@ -131,9 +131,13 @@ def _read_users(path: Path) -> list[str]:
         elif path.suffix == ".csv":
             frame = pl.read_csv(path, infer_schema=False)
         else:
-            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise DiffrecError(f"users file {path}: line {line} is not UTF-8 text") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DiffrecError(f"cannot read users file {path}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DiffrecError(f"cannot read users file {path}: {first}") from None
     if "user" not in frame.columns:
         raise DiffrecError(f"users file {path} has no 'user' column (columns: {', '.join(frame.columns)})")
     return [str(u) for u in frame["user"].to_list()]

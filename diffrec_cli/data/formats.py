@@ -45,9 +45,9 @@ class DelimitedFormat:
         self.filenames: tuple[str, ...] = ()
 
     def table(self, path: Path, separator: str | None = None) -> Table:
-        sep = separator or self.separator
+        sep = self.separator if separator is None else separator
         frame = pl.scan_csv(path, separator=sep, infer_schema=False, has_header=True)
-        columns = _schema_names(frame, path, self.name)
+        columns = _unique_names(_schema_names(frame, path, self.name), path)
         if len(columns) == 1:
             guess = next((s for s in ("\t", ",", ";", "|", "::") if s != sep and s in columns[0]), None)
             if guess is not None:
@@ -112,7 +112,7 @@ class RecBoleFormat:
 
     def table(self, path: Path, separator: str | None = None) -> Table:
         frame = pl.scan_csv(path, separator="\t", infer_schema=False, has_header=True, quote_char=None)
-        columns = _schema_names(frame, path, self.name)
+        columns = _unique_names(_schema_names(frame, path, self.name), path)
         for col in columns:
             kind = col.rpartition(":")[2] if ":" in col else None
             if kind not in self.types:
@@ -180,6 +180,28 @@ def write_log_file(frame: pl.DataFrame, path: Path) -> None:
     writer = log_writer(path)
     with atomic_path(path) as tmp:
         writer.write(frame, tmp)
+
+
+def check_separator(separator: str, fmt: Any) -> None:
+    """A field separator must be one ASCII character other than a quote or a line break, for a format with
+    a choice of separator (CSV, TSV)."""
+    if not isinstance(fmt, DelimitedFormat):
+        raise DiffrecError(f"a separator applies to csv and tsv files, not to the {fmt.name} format")
+    if separator == "::":
+        raise DiffrecError("the separator must be one character, got '::' (MovieLens ratings.dat)",
+                           hint=Hint(options=("fmt",), value="ml-1m", purpose="read a MovieLens ratings.dat"))
+    if len(separator) != 1 or not separator.isascii() or separator in "\"\r\n":
+        raise DiffrecError(f"the separator must be one ASCII character other than a quote or a line break, "
+                           f"got {separator!r}")
+
+
+def _unique_names(columns: list[str], path: Path) -> list[str]:
+    """The header's names; a name given twice is an error (the reader would rename the second one)."""
+    for col in columns:
+        base, marker, number = col.rpartition("_duplicated_")
+        if marker and number.isdigit() and base in columns:
+            raise DiffrecError(f"{path}: the header names column {base!r} twice")
+    return columns
 
 
 def collect(frame: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:

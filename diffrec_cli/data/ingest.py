@@ -1,7 +1,7 @@
 """Import: interaction logs into a :class:`RawLog`, the authors' split folders into an :class:`InteractionData`.
 
 A format reader (``formats.py``) hands over a file's columns; here the user/item/rating/time columns are
-picked (named by the caller or guessed), checked value by value (errors name the line), exact duplicate
+picked (named by the caller or guessed), checked value by value (``columns.py``; errors name the line), exact duplicate
 rows dropped and counted, and user and item ids mapped to dense ``0..n−1`` with the maps back to the
 file's own ids. Recipes (``recipes.py``) turn a raw log into train/valid/test; ``store.py`` saves both.
 """
@@ -16,20 +16,21 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
-from diffrec_cli.data.formats import ROLES, Table, collect, detect_format
+from diffrec_cli.data import columns
+from diffrec_cli.data.formats import ROLES, Table, check_separator, collect, detect_format
 from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
+from diffrec_cli.data.validate import check_item_emb, read_npy
 from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.memory import check_fits
 
 SPLIT_FILES = {"train": "train_list.npy", "valid": "valid_list.npy", "test": "test_list.npy"}
+MAX_DENSE_ID = 2**31 - 2  # item ids are stored as int32 and sizes are id + 1
 
 
 def _load_pairs(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DiffrecError(f"missing file {path}")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except Exception as exc:  # numpy raises ValueError/OSError/EOFError/UnpicklingError for bad files
-        raise DiffrecError(f"{path} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    arr = read_npy(path)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise DiffrecError(f"{path}: expected shape (n, 2) of [user, item] rows, got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
@@ -39,6 +40,10 @@ def _load_pairs(path: Path) -> np.ndarray:
     if (arr < 0).any():
         row = int(np.argwhere(arr < 0)[0][0])
         raise DiffrecError(f"{path}: negative id in row {row}: {arr[row].tolist()}")
+    if (arr > MAX_DENSE_ID).any():  # compared before any cast: uint64 ids >= 2**63 would turn negative
+        row = int(np.argwhere(arr > MAX_DENSE_ID)[0][0])
+        raise DiffrecError(f"{path}: id {int(arr[row].max())} in row {row} is beyond {MAX_DENSE_ID} (ids of "
+                           f"this format are dense: 0 to the number of users or items - 1)")
     return arr.astype(np.int64)
 
 
@@ -53,6 +58,10 @@ def import_split_folder(folder: str | Path, name: str) -> InteractionData:
     n_users = int(max(p[:, 0].max() for p in pairs.values())) + 1
     n_items = int(max(p[:, 1].max() for p in pairs.values())) + 1
     shape = (n_users, n_items)
+    rows = sum(len(p) for p in pairs.values())
+    # per user a CSR row pointer in each split (and its copies while building), per item an id
+    check_fits(n_users * 8 * 3 * 4 + n_items * 16 + rows * 64, f"the split folder {folder} ({n_users:,} users, "
+               f"{n_items:,} items by its largest ids)")
     train = pairs["train"]
     # A repeated (user, item) pair keeps its first occurrence only, so drop repeats before ranking:
     # otherwise a dropped duplicate leaves a gap and later positions run past the user's history length.
@@ -75,12 +84,7 @@ def import_split_folder(folder: str | Path, name: str) -> InteractionData:
     item_emb = None
     emb_path = folder / "item_emb.npy"
     if emb_path.is_file():
-        try:
-            item_emb = np.load(emb_path, allow_pickle=False)
-        except Exception as exc:
-            raise DiffrecError(f"{emb_path} is not a readable .npy array ({exc})") from None
-        if item_emb.ndim != 2 or item_emb.shape[0] != n_items:
-            raise DiffrecError(f"{emb_path}: expected shape ({n_items}, d), got {item_emb.shape}")
+        item_emb = check_item_emb(read_npy(emb_path), n_items, str(emb_path))
     dropped = {s: int(len(pairs[s]) - splits[s].nnz) for s in splits}
     meta = {"source": {"format": "split-folder", "path": str(folder.resolve())},
             "duplicates_dropped": dropped}
@@ -103,7 +107,6 @@ COLUMN_GUESSES: dict[str, tuple[str, ...]] = {
              "event_time", "created_at", "time_stamp", "utc", "review_time", "date_time"),
 }
 ROLE_WORDS = {"user": "user ids", "item": "item ids", "rating": "ratings", "time": "timestamps"}
-_INTEGER_ID = r"^(?:0|-?[1-9][0-9]{0,17})$"  # canonical integers only: "007" stays a string id
 
 
 def column_key(name: str) -> str:
@@ -145,6 +148,8 @@ def read_log(path: str | Path, fmt: str | None = None, *, user: str | None = Non
     if not path.exists():
         raise DiffrecError(f"{path}: no such file")
     reader = detect_format(path, fmt)
+    if separator is not None:
+        check_separator(separator, reader)
     if reader.produces != "log":
         raise DiffrecError(f"{path}: format {reader.name!r} is a prepared split, not a log",
                            hint=Hint(step="import", subject=str(path), purpose="store it as a dataset"))
@@ -205,86 +210,17 @@ def _pick_columns(table: Table, requested: dict[str, str | None], path: Path) ->
     return mapping
 
 
-def _first_true(mask: pl.Series) -> int:
-    return int(mask.arg_max())
-
-
-def _ids(series: pl.Series, role: str, column: str, where: Callable[[int], str], label: str) -> pl.Series:
-    if series.null_count():
-        row = _first_true(series.is_null())
-        raise DiffrecError(f"{label}: {where(row)}: missing {role} id in column {column!r}")
-    if series.dtype == pl.String:
-        if series.str.contains(_INTEGER_ID).all():
-            return series.cast(pl.Int64)
-        return series
-    if series.dtype.is_integer():
-        return series.cast(pl.Int64)
-    if series.dtype.is_float() and (series == series.floor()).all():
-        return series.cast(pl.Int64)
-    if series.dtype.is_numeric():
-        return series
-    return series.cast(pl.String)
-
-
-def _ratings(series: pl.Series, column: str, where: Callable[[int], str], label: str) -> pl.Series:
-    values = series.cast(pl.Float64, strict=False) if series.dtype == pl.String or series.dtype == pl.Boolean \
-        else _cast_numeric(series, column, "rating", label)
-    bad = values.is_null() | values.is_nan() | values.is_infinite()
-    if bad.any():
-        row = _first_true(bad)
-        if series[row] is None:
-            raise DiffrecError(f"{label}: {where(row)}: missing rating in column {column!r}")
-        raise DiffrecError(f"{label}: {where(row)}: rating {series[row]!r} in column {column!r} is not a number")
-    return values.cast(pl.Float32)
-
-
-def _cast_numeric(series: pl.Series, column: str, role: str, label: str) -> pl.Series:
-    if not series.dtype.is_numeric():
-        raise DiffrecError(f"{label}: column {column!r} ({role}) has type {series.dtype}, not a number")
-    return series.cast(pl.Float64)
-
-
-def _times(series: pl.Series, column: str, where: Callable[[int], str], label: str) -> pl.Series:
-    if series.null_count():
-        row = _first_true(series.is_null())
-        raise DiffrecError(f"{label}: {where(row)}: missing timestamp in column {column!r}")
-    if series.dtype == pl.Date:
-        series = series.cast(pl.Datetime("us"))
-    if isinstance(series.dtype, pl.Datetime):
-        return series.dt.epoch("s").cast(pl.Int64)
-    if series.dtype == pl.String:
-        numbers = series.cast(pl.Float64, strict=False)
-        if numbers.null_count() == 0:
-            series = numbers
-        else:
-            try:
-                dates = series.str.to_datetime(strict=False)
-            except pl.exceptions.PolarsError:  # no date format fits the first values
-                dates = pl.repeat(None, len(series), dtype=pl.Datetime("us"), eager=True)
-            if dates.null_count() == 0:
-                return dates.dt.epoch("s").cast(pl.Int64)
-            row = _first_true(numbers.is_null() & dates.is_null())
-            raise DiffrecError(f"{label}: {where(row)}: timestamp {series[row]!r} in column {column!r} is "
-                               f"neither a number nor a date")
-    series = _cast_numeric(series, column, "timestamp", label)
-    bad = series.is_nan() | series.is_infinite()
-    if bad.any():
-        row = _first_true(bad)
-        raise DiffrecError(f"{label}: {where(row)}: timestamp {series[row]!r} in column {column!r} is not finite")
-    return series.floor().cast(pl.Int64)
-
-
 def _build_log(raw: pl.DataFrame, mapping: dict[str, str | None], *, where: Callable[[int], str], label: str,
                source: dict[str, Any]) -> RawLog:
     if raw.height == 0:
         raise DiffrecError(f"{label} has no rows")
     n = raw.height
     cols = {
-        "user": _ids(raw[mapping["user"]], "user", mapping["user"], where, label),
-        "item": _ids(raw[mapping["item"]], "item", mapping["item"], where, label),
-        "rating": (_ratings(raw[mapping["rating"]], mapping["rating"], where, label) if mapping["rating"]
+        "user": columns.ids(raw[mapping["user"]], "user", mapping["user"], where, label),
+        "item": columns.ids(raw[mapping["item"]], "item", mapping["item"], where, label),
+        "rating": (columns.ratings(raw[mapping["rating"]], mapping["rating"], where, label) if mapping["rating"]
                    else pl.repeat(None, n, dtype=pl.Float32, eager=True)),
-        "time": (_times(raw[mapping["time"]], mapping["time"], where, label) if mapping["time"]
+        "time": (columns.timestamps(raw[mapping["time"]], mapping["time"], where, label) if mapping["time"]
                  else pl.repeat(None, n, dtype=pl.Int64, eager=True)),
     }
     del raw

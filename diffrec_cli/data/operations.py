@@ -1,7 +1,9 @@
 """The operations behind ``diffrec data``: import a file, prepare a dataset, generate a log, build the demo.
 
-Each one checks the new name before any work, writes nothing on failure (the data home writes whole
-directories at once) and returns what it stored; the caller (the CLI, a notebook) decides what to show.
+Each one checks the new name before any work, reads and checks everything before it writes, writes nothing
+on failure (the data home writes whole directories at once) and returns what it stored; the caller (the
+CLI, a notebook) decides what to show. When another process stores the same name while one works, the
+later one fails rather than replace that result unseen (``DataHome.claim``).
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ def import_file(home: DataHome, path: str | Path, name: str, *, fmt: str | None 
     path = Path(path)
     check_name(name)
     if detect_format(path, fmt).produces == "dataset":
-        home.claim(name, "dataset", force=force)
-        return Stored("dataset", name, home.save(import_split_folder(path, name), force=force))
-    home.claim(name, "log", force=force)
+        found = home.claim(name, "dataset", force=force)
+        return Stored("dataset", name, home.save(import_split_folder(path, name), force=force, expect=found))
+    found = home.claim(name, "log", force=force)
     log = read_log(path, fmt, **columns)
-    return Stored("log", name, home.save_log(log, name, force=force))
+    return Stored("log", name, home.save_log(log, name, force=force, expect=found))
 
 
 def open_log(home: DataHome, source: str) -> RawLog:
@@ -66,9 +68,9 @@ def prepare(home: DataHome, source: str, name: str, *, protocol: str = "clean",
 
     check_name(name)
     recipe = make_recipe(protocol, settings)
-    home.claim(name, "dataset", force=force)
+    found = home.claim(name, "dataset", force=force)
     data = recipe.prepare(open_log(home, source), name)
-    return Stored("dataset", name, home.save(data, force=force))
+    return Stored("dataset", name, home.save(data, force=force, expect=found))
 
 
 def generate(home: DataHome, name: str, *, users: int, items: int, interactions: int, seed: int = 0,
@@ -80,7 +82,7 @@ def generate(home: DataHome, name: str, *, users: int, items: int, interactions:
     from diffrec_cli.data.demo import generate_log
 
     check_name(name)
-    home.claim(name, "log", force=force)
+    found = home.claim(name, "log", force=force)
     if out is not None:
         try:
             log_writer(out)  # a wrong suffix fails before the work, not after it
@@ -91,13 +93,17 @@ def generate(home: DataHome, name: str, *, users: int, items: int, interactions:
                                         "interactions": interactions, "seed": seed})
     if out is not None:
         write_log_file(frame, out)
-    return Stored("log", name, home.save_log(log, name, force=force))
+    return Stored("log", name, home.save_log(log, name, force=force, expect=found))
 
 
 def build_demo_dataset(home: DataHome, *, force: bool = False) -> Stored | None:
-    """Store the bundled demo dataset; None (and nothing done) when it is there already and not forced."""
+    """Store the bundled demo dataset; None (and nothing done) when it is there already and not forced.
+
+    Unforced, it is built as on first use: one process builds it while any other waits, then finds it built.
+    """
     from diffrec_cli.data.demo import build_demo
 
-    if home.exists(DEMO_NAME) and not force:
-        return None
-    return Stored("dataset", DEMO_NAME, home.save(build_demo(), force=force))
+    if not force:
+        return Stored("dataset", DEMO_NAME, home.dataset_dir(DEMO_NAME)) if home.ensure_demo() else None
+    found = home.version(DEMO_NAME)
+    return Stored("dataset", DEMO_NAME, home.save(build_demo(), force=True, expect=found))

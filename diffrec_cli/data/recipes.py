@@ -210,6 +210,8 @@ class _Noisy(Clean):
         super().__post_init__()
         if not 0 < self.proportion <= 1:
             raise DiffrecError(f"recipe {self.name}: proportion must be in (0, 1], got {self.proportion}")
+        if not 0 <= self.seed < 2**63:
+            raise DiffrecError(f"recipe {self.name}: seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
 
 
 @dataclass(frozen=True)

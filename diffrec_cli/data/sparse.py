@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from diffrec_cli.errors import DiffrecError
+
+if TYPE_CHECKING:
+    import torch
 
 SPLITS = ("train", "valid", "test")
 
@@ -99,8 +101,11 @@ def csr_from_pairs(users: np.ndarray, items: np.ndarray, shape: tuple[int, int],
 
 
 def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device | str = "cpu",
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Rows of a CSR matrix as a dense (len(rows), n_cols) tensor built directly on ``device``."""
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Rows of a CSR matrix as a dense (len(rows), n_cols) tensor (float32 by default) built on ``device``."""
+    import torch  # here: the data commands and the data home never need torch otherwise
+
+    dtype = torch.float32 if dtype is None else dtype
     rows = np.asarray(rows, dtype=np.int64)
     starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
     lengths = ends - starts

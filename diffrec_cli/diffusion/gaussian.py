@@ -41,6 +41,8 @@ class GaussianDiffusion(nn.Module):
             raise DiffrecError(f"prediction must be 'x0' or 'eps', got {prediction!r}")
         if sampling not in ("uniform", "importance"):
             raise DiffrecError(f"sampling must be 'uniform' or 'importance', got {sampling!r}")
+        if history < 1:  # importance sampling averages the last `history` losses of each step
+            raise DiffrecError(f"history must be at least 1, got {history}")
         betas = np.asarray(betas, dtype=np.float64)
         if betas.ndim != 1 or len(betas) == 0 or (betas < 0).any() or (betas > 1).any():
             raise DiffrecError("a noise schedule must give 1..T betas in [0, 1]")

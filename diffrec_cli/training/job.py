@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,6 +26,7 @@ from diffrec_cli.models.build import build_component, build_model, rebuild_model
 from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry, constructor_params
 from diffrec_cli.runs import Run, resolve_run
+from diffrec_cli.training.budget import check_training_fits
 from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef
 from diffrec_cli.training.device import pick_device, seed_everything
 from diffrec_cli.training.events import Reporter, TrainingStarted, silent
@@ -66,11 +68,20 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     """Everything ``diffrec train`` does, callable from Python."""
     config = settings.train
     data = home.load(config.dataset)
+    # Every check before the run folder exists: a bad setting leaves nothing behind.
+    device = pick_device(config.device)
+    [registry.get("callback", name) for name in config.callbacks]
+    check_training_fits(registry, config, settings.model, data, device)
     seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
+<<<<<<< HEAD
     model, spec = build_model(registry, config.model, settings.model, n_users=data.n_users, n_items=data.n_items,
                               data=data)
     callbacks = build_callbacks(registry, config.callbacks, settings.tracking)  # bad ones fail before the run exists
     pick_device(config.device)  # fail before creating a run directory
+=======
+    model, spec = _built(registry, config.model, settings.model, data)
+    home.tidy()
+>>>>>>> main
     run = Run.create(home.runs_dir, config.model, config.dataset,
                      {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
                       "model_spec": spec.to_json(), "reweighting": spec.reweighting.to_json(),
@@ -81,6 +92,7 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, None, spec)
 
 
+<<<<<<< HEAD
 def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[str, Any]) -> list[Reporter]:
     """The named callbacks, each configured by the tracking settings its constructor names; a setting no
     callback takes is an error listing the ones they know."""
@@ -95,6 +107,28 @@ def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[s
 
 
 def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
+=======
+def _built(registry: Registry, name: str, settings: dict[str, Any], data: InteractionData) -> tuple[Any, ModelSpec]:
+    """The model and its spec; a setting its constructor cannot use (a negative size) is a DiffrecError.
+
+    Warnings raised while building are shown only when the build succeeds: a failed build is one error line.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            built = build_model(registry, name, settings, n_users=data.n_users, n_items=data.n_items, data=data)
+        except DiffrecError:
+            raise
+        except (RuntimeError, ValueError, TypeError, ZeroDivisionError, OverflowError, MemoryError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DiffrecError(f"model {name!r} cannot be built with these settings ({first})") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return built
+
+
+def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, registry: Registry,
+>>>>>>> main
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
                   resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
     stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it

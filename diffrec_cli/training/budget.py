@@ -1,0 +1,126 @@
+"""The memory a training will take, estimated before anything big is allocated, and refused when it cannot fit.
+
+``--set steps=100000000`` or ``dims=[10000000]`` would otherwise allocate until the kernel kills the
+process, with no message. The estimate adds up:
+
+- the diffusion tables: a model with a noise schedule keeps about 16 float64 coefficients and ``history``
+  recent losses per step, and builds them through numpy temporaries of the same length;
+- the model: its parameters and buffers, counted on a copy built on torch's ``meta`` device (which
+  allocates nothing), times the copies training keeps (weights, gradients, two AdamW moments, the best
+  weights and a resumable snapshot);
+- one training batch: the dense (batch × items) rows and their noisy and predicted versions, plus every
+  layer's activations and their gradients (a layer's width is its bias length);
+- one evaluation batch: the (batch × items) scores and masks.
+
+It is an estimate (a few temporaries and the interpreter are left out), meant to catch sizes that are off
+by orders of magnitude, not to budget the last megabyte.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from diffrec_cli.config import TrainConfig
+from diffrec_cli.convert import coerce
+from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.memory import check_fits
+from diffrec_cli.models.build import build_model
+from diffrec_cli.registry import Registry
+from diffrec_cli.training.evaluate import eval_batch_size
+
+TABLE_COLUMNS = 16  # float64 coefficients kept per diffusion step
+TRAINING_COPIES = 6  # weights, gradients, 2 AdamW moments, the best weights, a resumable snapshot
+ROW_COPIES = 6  # dense (batch × items) tensors of one training step: x, noise, x_t, output, their gradients
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes each part of a training needs."""
+
+    tables: int = 0
+    model: int = 0
+    batch: int = 0
+    evaluation: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.tables + self.model + self.batch + self.evaluation
+
+    def largest(self) -> str:
+        parts = {"tables": self.tables, "model": self.model, "batch": self.batch, "evaluation": self.evaluation}
+        return max(parts, key=parts.__getitem__)
+
+
+# The settings that size each part: named in the error, so the user knows what to lower.
+REMEDIES = {"tables": ("steps",), "model": ("dims", "emb_size"), "batch": ("batch_size",),
+            "evaluation": ("eval_batch_size",)}
+
+
+def diffusion_tables(registry: Registry, model: str, settings: dict[str, Any]) -> int:
+    """Bytes of a diffusion model's per-step tables for the ``steps`` given (0 when none is given)."""
+    cls = registry.get("model", model).cls
+    if "steps" not in settings or not any(kind == "noise_schedule" for kind, _ in cls.components.values()):
+        return 0
+    try:
+        steps, history = coerce(settings["steps"], 1), coerce(settings.get("history", 10), 1)
+    except DiffrecError as exc:
+        raise DiffrecError(f"setting steps or history: {exc}") from None
+    return max(0, steps) * 8 * (2 * TABLE_COLUMNS + max(0, history) + 1)
+
+
+def model_sizes(registry: Registry, config: TrainConfig, settings: dict[str, Any], data: Any) -> tuple[int, int]:
+    """(bytes of parameters and buffers, summed layer widths) of the model, built on the meta device.
+
+    (0, 0) when the model cannot be built there (it computes with its tensors while being built): the real
+    build then runs unchecked. A settings error is raised as it would be by the real build.
+    """
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the real build shows them
+            model, _ = build_model(registry, config.model, settings, n_users=data.n_users, n_items=data.n_items,
+                                   data=data)
+    except DiffrecError:
+        raise
+    except Exception:  # noqa: BLE001 - meta tensors refuse some operations; the estimate is best effort
+        return 0, 0
+    tensors = [*model.parameters(), *model.buffers()]
+    size = sum(t.numel() * t.element_size() for t in tensors if t.is_meta)
+    widths = sum(p.numel() for p in model.parameters() if p.dim() == 1)
+    return size, widths
+
+
+def estimate(registry: Registry, config: TrainConfig, settings: dict[str, Any], data: Any) -> Estimate:
+    tables = diffusion_tables(registry, config.model, settings)
+    if tables:
+        check_fits(tables, f"{config.model} with these diffusion steps", _hint("tables"))
+    size, widths = model_sizes(registry, config, settings, data)
+    rows = min(config.batch_size, data.n_users)
+    eval_rows = min(config.eval_batch_size or eval_batch_size(data.n_items), data.n_users)
+    return Estimate(tables=tables, model=size * TRAINING_COPIES,
+                    batch=rows * 4 * (data.n_items * ROW_COPIES + widths * 3),
+                    evaluation=eval_rows * 4 * (data.n_items * ROW_COPIES + widths))
+
+
+def check_training_fits(registry: Registry, config: TrainConfig, settings: dict[str, Any], data: Any,
+                        device: torch.device) -> Estimate:
+    """The estimate, or a DiffrecError with it when the training cannot fit in free memory (on a GPU: the
+    model's working copies and the batches in GPU memory, the tables and the kept copies in the host's)."""
+    needed = estimate(registry, config, settings, data)
+    what = (f"training {config.model} on {config.dataset} (model, a batch of {min(config.batch_size, data.n_users):,} "
+            f"users, evaluation)")
+    if device.type != "cuda":
+        check_fits(needed.total, what, _hint(needed.largest()))
+        return needed
+    on_gpu = Estimate(model=needed.model * 4 // TRAINING_COPIES, batch=needed.batch, evaluation=needed.evaluation)
+    check_fits(on_gpu.total, what, _hint(on_gpu.largest()), free=torch.cuda.mem_get_info(device)[0],
+               memory="GPU memory")
+    check_fits(needed.tables + needed.model - on_gpu.model, what, _hint("tables" if needed.tables else "model"))
+    return needed
+
+
+def _hint(part: str) -> Hint:
+    return Hint(settings=REMEDIES[part], purpose="need less memory")
