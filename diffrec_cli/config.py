@@ -101,16 +101,8 @@ TRACKING = "tracking."  # the prefix of a callback setting: ``--set tracking.mlf
 
 
 def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
-<<<<<<< HEAD
     """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict; the
-    ``[tracking]`` table's ``callbacks`` turns them on and its other keys configure them (``tracking.KEY``)."""
-    flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
-    for table in ("train", "model"):
-        flat.update(raw.get(table, {}))
-    for key, value in raw.get("tracking", {}).items():
-        flat[key if key == "callbacks" else TRACKING + key] = value
-=======
-    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict.
+    ``[tracking]`` table's ``callbacks`` turns them on and its other keys configure them (``tracking.KEY``).
 
     ``train`` must be a table; ``model`` a table or a model name (a top-level ``model = "multvae"``).
     """
@@ -123,7 +115,11 @@ def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
     for table in (train, model):
         if isinstance(table, dict):
             flat.update(table)
->>>>>>> main
+    tracking = raw.get("tracking", {})
+    if not isinstance(tracking, dict):
+        raise DiffrecError(f"tracking should be a [tracking] table of settings, got {_toml_value(tracking)}")
+    for key, value in tracking.items():
+        flat[key if key == "callbacks" else TRACKING + key] = value
     return flat
 
 
@@ -132,13 +128,13 @@ def _toml_value(value: Any) -> str:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML config file (see :func:`flat_settings`); a table other than ``[train]`` and
-    ``[model]`` is an error (its settings would otherwise be ignored)."""
+    """The settings of a TOML config file (see :func:`flat_settings`); a table other than ``[train]``,
+    ``[model]`` and ``[tracking]`` is an error (its settings would otherwise be ignored)."""
     raw = load_toml(path)
-    other = [k for k, v in raw.items() if isinstance(v, dict) and k not in ("train", "model")]
+    other = [k for k, v in raw.items() if isinstance(v, dict) and k not in ("train", "model", "tracking")]
     if other:
         raise DiffrecError(f"config file {path}: unknown table [{other[0]}] (settings go at the top level or "
-                           f"in [train] and [model])")
+                           f"in [train], [model] and [tracking])")
     try:
         return flat_settings(raw)
     except DiffrecError as exc:

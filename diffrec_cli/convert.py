@@ -20,13 +20,9 @@ def coerce(value: Any, default: Any) -> Any:
     """``value`` as the type of ``default``: text is parsed, other values are checked and aligned.
 
     Text: a bool default reads true/false, on/off, yes/no, 1/0; an int default reads whole numbers
-<<<<<<< HEAD
-    (``"1.5"`` is an error); a float default reads any number; a tuple or list default reads a JSON list
-    (``[0.7, 0.2, 0.1]``; words need no quotes: ``[a, b]``) or items separated by commas or colons (``0.7,0.2,0.1``, ``7:2:1``), each item
-=======
     (``"1.5"`` is an error); a float default reads any finite number; a tuple or list default reads a JSON
-    list (``[0.7, 0.2, 0.1]``) or items separated by commas or colons (``0.7,0.2,0.1``, ``7:2:1``), each item
->>>>>>> main
+    list (``[0.7, 0.2, 0.1]``; words need no quotes: ``[a, b]``) or items separated by commas or
+    colons (``0.7,0.2,0.1``, ``7:2:1``), each item
     read as the type of the default's first item; another default (a dict) reads JSON. Text stays text
     for a text default and for no default (None). Values that are not text (from TOML files and
     checkpoints) must already have the default's kind: 0/1 become a bool for a bool default, ints become

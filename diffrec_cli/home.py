@@ -64,8 +64,7 @@ def _stored_names(folder: Path) -> list[str]:
     are skipped: a writer's temporary folders (``.NAME.xxxxxxxx.tmp``, complete or not; ``data/guard.py``)."""
     if not folder.is_dir():
         return []
-<<<<<<< HEAD
-    return sorted(p.name for p in folder.iterdir() if (p / "meta.json").is_file())
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
 
 
 def shown_path(path: str | os.PathLike) -> str:
@@ -76,6 +75,3 @@ def shown_path(path: str | os.PathLike) -> str:
         return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
     except (ValueError, OSError, RuntimeError):
         return str(path)
-=======
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
->>>>>>> main

@@ -70,18 +70,11 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     data = home.load(config.dataset)
     # Every check before the run folder exists: a bad setting leaves nothing behind.
     device = pick_device(config.device)
-    [registry.get("callback", name) for name in config.callbacks]
     check_training_fits(registry, config, settings.model, data, device)
     seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
-<<<<<<< HEAD
-    model, spec = build_model(registry, config.model, settings.model, n_users=data.n_users, n_items=data.n_items,
-                              data=data)
-    callbacks = build_callbacks(registry, config.callbacks, settings.tracking)  # bad ones fail before the run exists
-    pick_device(config.device)  # fail before creating a run directory
-=======
     model, spec = _built(registry, config.model, settings.model, data)
     home.tidy()
->>>>>>> main
+    callbacks = build_callbacks(registry, config.callbacks, settings.tracking)  # bad ones fail before the run
     run = Run.create(home.runs_dir, config.model, config.dataset,
                      {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
                       "model_spec": spec.to_json(), "reweighting": spec.reweighting.to_json(),
@@ -92,7 +85,6 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, None, spec)
 
 
-<<<<<<< HEAD
 def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[str, Any]) -> list[Reporter]:
     """The named callbacks, each configured by the tracking settings its constructor names; a setting no
     callback takes is an error listing the ones they know."""
@@ -106,8 +98,6 @@ def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[s
     return callbacks
 
 
-def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
-=======
 def _built(registry: Registry, name: str, settings: dict[str, Any], data: InteractionData) -> tuple[Any, ModelSpec]:
     """The model and its spec; a setting its constructor cannot use (a negative size) is a DiffrecError.
 
@@ -127,8 +117,7 @@ def _built(registry: Registry, name: str, settings: dict[str, Any], data: Intera
     return built
 
 
-def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, registry: Registry,
->>>>>>> main
+def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
                   resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
     stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
