@@ -97,8 +97,12 @@ def load_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
         raise DiffrecError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
+TRACKING = "tracking."  # the prefix of a callback setting: ``--set tracking.mlflow_uri=...``
+
+
 def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict.
+    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict; the
+    ``[tracking]`` table's ``callbacks`` turns them on and its other keys configure them (``tracking.KEY``).
 
     ``train`` must be a table; ``model`` a table or a model name (a top-level ``model = "multvae"``).
     """
@@ -111,6 +115,11 @@ def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
     for table in (train, model):
         if isinstance(table, dict):
             flat.update(table)
+    tracking = raw.get("tracking", {})
+    if not isinstance(tracking, dict):
+        raise DiffrecError(f"tracking should be a [tracking] table of settings, got {_toml_value(tracking)}")
+    for key, value in tracking.items():
+        flat[key if key == "callbacks" else TRACKING + key] = value
     return flat
 
 
@@ -119,13 +128,13 @@ def _toml_value(value: Any) -> str:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML config file (see :func:`flat_settings`); a table other than ``[train]`` and
-    ``[model]`` is an error (its settings would otherwise be ignored)."""
+    """The settings of a TOML config file (see :func:`flat_settings`); a table other than ``[train]``,
+    ``[model]`` and ``[tracking]`` is an error (its settings would otherwise be ignored)."""
     raw = load_toml(path)
-    other = [k for k, v in raw.items() if isinstance(v, dict) and k not in ("train", "model")]
+    other = [k for k, v in raw.items() if isinstance(v, dict) and k not in ("train", "model", "tracking")]
     if other:
         raise DiffrecError(f"config file {path}: unknown table [{other[0]}] (settings go at the top level or "
-                           f"in [train] and [model])")
+                           f"in [train], [model] and [tracking])")
     try:
         return flat_settings(raw)
     except DiffrecError as exc:
@@ -136,6 +145,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 class Settings:
     train: TrainConfig
     model: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)  # the callbacks' settings, without the prefix
 
 
 def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str, Any] | None = None,
@@ -146,9 +156,12 @@ def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str
         merged.update(source)
     train_kwargs: dict[str, Any] = {}
     model: dict[str, Any] = {}
+    tracking: dict[str, Any] = {}
     defaults = TrainConfig()
     for key, value in merged.items():
-        if key in TRAIN_FIELDS:
+        if key.startswith(TRACKING):
+            tracking[key[len(TRACKING):]] = value
+        elif key in TRAIN_FIELDS:
             try:
                 train_kwargs[key] = coerce(value, getattr(defaults, key))
             except DiffrecError as exc:
@@ -161,4 +174,4 @@ def resolve_settings(file_settings: dict[str, Any] | None = None, sets: dict[str
                 train_kwargs[key] = tuple(str(n).strip() for n in names if str(n).strip())
         else:
             model[key] = value
-    return Settings(TrainConfig(**train_kwargs), model)
+    return Settings(TrainConfig(**train_kwargs), model, tracking)

@@ -21,7 +21,8 @@ def coerce(value: Any, default: Any) -> Any:
 
     Text: a bool default reads true/false, on/off, yes/no, 1/0; an int default reads whole numbers
     (``"1.5"`` is an error); a float default reads any finite number; a tuple or list default reads a JSON
-    list (``[0.7, 0.2, 0.1]``) or items separated by commas or colons (``0.7,0.2,0.1``, ``7:2:1``), each item
+    list (``[0.7, 0.2, 0.1]``; words need no quotes: ``[a, b]``) or items separated by commas or
+    colons (``0.7,0.2,0.1``, ``7:2:1``), each item
     read as the type of the default's first item; another default (a dict) reads JSON. Text stays text
     for a text default and for no default (None). Values that are not text (from TOML files and
     checkpoints) must already have the default's kind: 0/1 become a bool for a bool default, ints become
@@ -91,14 +92,24 @@ def _parse(text: str, default: Any) -> Any:
             return number
         if isinstance(default, (tuple, list)):
             if stripped.startswith("["):
-                parsed = json.loads(stripped)
-                if not isinstance(parsed, list):
-                    raise ValueError(text)
-                return parsed
+                return _bracketed(stripped)
             return [part.strip() for part in stripped.replace(":", ",").split(",") if part.strip()]
         return json.loads(stripped)
     except (ValueError, json.JSONDecodeError):
         raise DiffrecError(f"cannot read {text!r} as {_kind(default)}") from None
+
+
+def _bracketed(text: str) -> list[Any]:
+    """A JSON list, or words between brackets (``[tensorboard, mlflow]``: quotes are a chore on a shell)."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        if not text.endswith("]"):
+            raise
+        return [part.strip().strip("'\"") for part in text[1:-1].split(",") if part.strip()]
+    if not isinstance(parsed, list):
+        raise ValueError(text)
+    return parsed
 
 
 def _kind(default: Any) -> str:

@@ -65,3 +65,13 @@ def _stored_names(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as help texts and headers show it: ``~/…`` under the user's home folder (shorter, so that
+    it fits a narrow column whole), else as it is."""
+    path = Path(path)
+    try:
+        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):
+        return str(path)

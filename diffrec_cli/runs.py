@@ -228,6 +228,31 @@ class RunRecord:
             return ks
         return list(TrainConfig.ks)
 
+    def settings(self) -> dict[str, Any]:
+        """The run's settings under the names ``--set`` takes: model and dataset, the model's arguments, each
+        component's name and arguments, the reweighting and its arguments, then the trainer's fields. A name
+        taken twice keeps the first and qualifies the later one (``schedule.steps``)."""
+        spec = _object(self.config.get("model_spec"))
+        train = _object(self.config.get("train"))
+        sources: list[tuple[str, dict[str, Any]]] = [
+            ("", {"model": self.model, "dataset": self.dataset}), ("", _object(spec.get("config")))]
+        for part, component in _object(spec.get("components")).items():
+            component = _object(component)
+            sources += [("", {part: component.get("name")}), (part, _object(component.get("config")))]
+        reweighting = _object(self.config.get("reweighting"))
+        if reweighting:
+            sources += [("", {"reweighting": reweighting.get("name")}),
+                        ("reweighting", _object(reweighting.get("config")))]
+        sources.append(("train", train))
+        out: dict[str, Any] = {}
+        for owner, values in sources:
+            for name, value in values.items():
+                if name not in out:
+                    out[name] = value
+                elif out[name] != value and owner:
+                    out[f"{owner}.{name}"] = value
+        return out
+
     def best_evaluation(self) -> dict[str, Any] | None:
         """The evaluation with the highest validation metric (the first of equals); None before any."""
         best, best_value = None, -math.inf

@@ -288,19 +288,26 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
     return _search(result, registry, home, timeout, reporter, should_stop)
 
 
+def read_tune(home: DataHome, tune_or_path: str) -> TuneResult:
+    """A saved search: its id (or a unique prefix) under ``HOME/tunes``, its folder, or its tune.json."""
+    folder = Path(tune_or_path[:-len(TUNE_FILE)] if tune_or_path.endswith(TUNE_FILE) else tune_or_path)
+    if not (folder / TUNE_FILE).is_file():  # an id or prefix under HOME/tunes
+        matches = sorted(p for p in (home.root / "tunes").glob(f"{tune_or_path}*") if p.is_dir())
+        if len(matches) != 1:
+            raise DiffrecError(f"no single search {tune_or_path!r} in {home.root / 'tunes'} ({len(matches)} match)")
+        folder = matches[0]
+    try:
+        raw = json.loads((folder / TUNE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DiffrecError(f"cannot read {folder / TUNE_FILE}: {exc}") from None
+    return TuneResult.from_dict(raw, folder)
+
+
 def resume_tune(tune_id: str, registry: Registry, *, home: DataHome, timeout: float | None = None,
                 reporter: Reporter = silent, should_stop: Callable[[], bool] = lambda: False) -> TuneResult:
     """Continue a search: finished and failed trials stay as they are, the interrupted trial resumes from its
     run's resumable state (or starts again when it has none) and the trials not run yet run."""
-    folder = home.root / "tunes" / tune_id
-    matches = [folder] if folder.is_dir() else sorted((home.root / "tunes").glob(f"{tune_id}*"))
-    if len(matches) != 1:
-        raise DiffrecError(f"no single search {tune_id!r} in {home.root / 'tunes'} ({len(matches)} match)")
-    try:
-        raw = json.loads((matches[0] / TUNE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DiffrecError(f"cannot read {matches[0] / TUNE_FILE}: {exc}") from None
-    result = TuneResult.from_dict(raw, matches[0])
+    result = read_tune(home, tune_id)
     result.interrupted, result.timed_out = False, False
     reporter(TuneStarted(result.tune_id, result.model, result.dataset, result.strategy, len(result.trials),
                          result.metric, list(result.space)))
@@ -390,3 +397,4 @@ def _run_trial(trial: Trial, result: TuneResult, registry: Registry, home: DataH
         # trial, that was the user, and it ends the whole search as it would a single run
         return fit.interrupted and not stop()
     return False
+

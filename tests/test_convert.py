@@ -127,7 +127,7 @@ def test_toml_has_one_reader(tmp_path):
     with pytest.raises(DiffrecError) as info:  # a config file's tables are [train] and [model]; no other is ignored
         read_toml(path)
     assert str(info.value) == (f"config file {path}: unknown table [search] (settings go at the top level or in "
-                               f"[train] and [model])")
+                               f"[train], [model] and [tracking])")
     path.write_text('dataset = "tiny"\n[train]\nlr = 0.01\n[model]\ndims = [8]\n')
     assert read_toml(path) == {"dataset": "tiny", "lr": 0.01, "dims": [8]}
     with pytest.raises(DiffrecError) as info:

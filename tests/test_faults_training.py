@@ -28,7 +28,7 @@ from diffrec_cli.config import resolve_settings
 from diffrec_cli.errors import TrainingFailed
 from diffrec_cli.models.diffrec import DiffRec
 from diffrec_cli.plugins import load_plugins
-from diffrec_cli.runs import STALE_SECONDS, process_gone, read_run
+from diffrec_cli.runs import STALE_SECONDS, process_gone, read_run, run_folders
 from diffrec_cli.training.job import train
 
 LONG = {**FAST_MODEL, "epochs": "100000", "patience": "100000", "eval_every": "1", "batch_size": "64"}
@@ -193,7 +193,7 @@ def test_tune_resume_keeps_finished_trials_and_resumes_the_interrupted_one(tiny_
     try:
         deadline = time.monotonic() + 120
         while True:  # kill the search once its second trial has a resumable state
-            runs = sorted(tiny_home.runs_dir.iterdir()) if tiny_home.runs_dir.is_dir() else []
+            runs = run_folders(tiny_home.runs_dir)
             if len(runs) == 2 and list((runs[1] / "resume").glob("epoch-*.json")):
                 break
             assert proc.poll() is None and time.monotonic() < deadline
@@ -203,7 +203,7 @@ def test_tune_resume_keeps_finished_trials_and_resumes_the_interrupted_one(tiny_
     finally:
         if proc.poll() is None:
             proc.kill()
-    first, second = sorted(tiny_home.runs_dir.iterdir())
+    first, second = run_folders(tiny_home.runs_dir)
     first_final = (first / "final.json").stat().st_mtime_ns
     (tune_dir,) = (tiny_home.root / "tunes").iterdir()
     summary = json.loads((tune_dir / "tune.json").read_text())
@@ -218,4 +218,4 @@ def test_tune_resume_keeps_finished_trials_and_resumes_the_interrupted_one(tiny_
     assert [t["run_id"] for t in summary["trials"][:2]] == [first.name, second.name]
     assert (first / "final.json").stat().st_mtime_ns == first_final  # not trained again
     assert json.loads((second / "config.json").read_text())["resumed"][0]["after_epoch"] >= 1
-    assert len(list(tiny_home.runs_dir.iterdir())) == 3
+    assert len(run_folders(tiny_home.runs_dir)) == 3

@@ -15,6 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import FAST_MODEL
+from diffrec_cli.runs import run_folders
 from diffrec_cli.cli.app import app
 
 FAST = {**FAST_MODEL, "eval_every": "1", "batch_size": "64", "device": "cpu"}
@@ -35,7 +36,7 @@ def wait_for(condition, proc, seconds=120.0):
 
 
 def first_run(home):
-    runs = sorted(home.runs_dir.iterdir()) if home.runs_dir.is_dir() else []
+    runs = run_folders(home.runs_dir)  # not a run folder still being staged
     return runs[0] if runs else None
 
 
@@ -59,7 +60,7 @@ def test_a_stopped_search_prints_what_finished_and_exits_130(tiny_home, tmp_path
     proc = start(["tune", "--dataset", "tiny", "--space", str(space), "--no-live", *sets], tiny_home, COLUMNS="200")
 
     def second_trial_evaluated() -> bool:
-        runs = sorted(tiny_home.runs_dir.iterdir()) if tiny_home.runs_dir.is_dir() else []
+        runs = run_folders(tiny_home.runs_dir)
         return len(runs) == 2 and (runs[1] / "metrics.json").exists()
 
     wait_for(second_trial_evaluated, proc)

@@ -398,8 +398,8 @@ def test_bad_settings_leave_no_run_folder(tiny_home, setting, message):
     ("[model]\ndims = 5", "setting dims: expected a list like 200,600, got 5"),
     ("train = 5", "config file {path}: train should be a [train] table of settings, got 5"),
     ("model = [1, 2]", "config file {path}: model should be a model name or a [model] table of settings, got [1, 2]"),
-    ("[trian]\nepochs = 3", "config file {path}: unknown table [trian] (settings go at the top level or in [train] "
-                            "and [model])"),
+    ("[trian]\nepochs = 3", "config file {path}: unknown table [trian] (settings go at the top level or in [train], "
+                            "[model] and [tracking])"),
 ])
 def test_bad_config_files(tiny_home, tmp_path, toml, message):
     path = tmp_path / "config.toml"

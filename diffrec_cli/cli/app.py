@@ -8,7 +8,7 @@ import typer
 
 from diffrec_cli import __version__
 from diffrec_cli.cli import dashboard, data, plugins_cmd, serve, train
-from diffrec_cli.cli import embeddings, runs_cmd, tune
+from diffrec_cli.cli import embeddings, plot, runs_cmd, tune
 
 app = typer.Typer(
     name="diffrec",
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(plot.app, name="plot")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("train")(train.train_command)
 app.command("eval")(serve.eval_command)

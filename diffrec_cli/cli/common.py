@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from diffrec_cli.errors import DiffrecError, Hint
-from diffrec_cli.home import resolve_home
+from diffrec_cli.home import resolve_home, shown_path
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,7 +20,7 @@ HomeOption = Annotated[
     Optional[str],
     # the help names the home this process resolves to ($DIFFREC_HOME or the platform's user-data folder)
     typer.Option("--home", envvar="DIFFREC_HOME", metavar="DIR", show_envvar=False,
-                 help=f"Data home for datasets and runs \\[default: {escape(str(resolve_home()))}, from "
+                 help=f"Data home for datasets and runs \\[default: {escape(shown_path(resolve_home()))}, from "
                       f"$DIFFREC_HOME or the platform's data folder]."),
 ]
 

@@ -1,8 +1,15 @@
-"""Rich output for training: a live panel on a terminal, plain lines otherwise, nothing when quiet."""
+"""Rich output for training: a live panel on a terminal, plain lines otherwise, nothing when quiet.
+
+Plain lines (``--no-live``, or output to a file, CI or nohup) come one per epoch, the evaluation's result
+appended to its epoch's line, and every ``PLAIN_EVERY`` seconds within a long epoch::
+
+    epoch 5/200: loss 0.1230 (12.3 s/epoch), eval 4.1 s: valid recall@20 0.1234 *
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -14,12 +21,58 @@ from diffrec_cli.render.numbers import short_number
 from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
 
 
-class RichReporter:
-    """Training progress through rich. ``live`` redraws one panel; otherwise one line per evaluation."""
+PLAIN_EVERY = 30.0  # seconds between progress lines within one epoch
 
-    def __init__(self, console: Console, *, live: bool = True) -> None:
+
+class PlainLines:
+    """The plain progress lines: one per epoch, the evaluation appended to it, and one every ``PLAIN_EVERY``
+    seconds of a long epoch. An epoch's line is written as soon as the epoch ends, before its evaluation
+    (which may take minutes), and ended by the evaluation's result or by whatever comes next."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console, self.clock = console, clock
+        self.epochs = 0
+        self.open_line = False  # an epoch line waits for its evaluation
+        self.last_line = clock()
+
+    def write(self, text: str, *, end: str = "\n") -> None:
+        self.console.print(text, end=end, highlight=False, soft_wrap=True)
+        self.console.file.flush()
+        self.last_line = self.clock()
+
+    def close_line(self) -> None:
+        if self.open_line:
+            self.open_line = False
+            self.write("")
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, TrainingStarted):
+            self.epochs, self.last_line = event.epochs, self.clock()
+        elif isinstance(event, StepFinished):
+            self.close_line()
+            if self.clock() - self.last_line >= PLAIN_EVERY:
+                self.write(f"epoch {event.epoch}/{self.epochs}: step {event.step}, loss {event.loss:.4f}")
+        elif isinstance(event, EpochFinished):
+            self.close_line()
+            self.write(f"epoch {event.epoch}/{self.epochs}: loss {event.loss:.4f} ({event.seconds:.1f} s/epoch)",
+                       end="")
+            self.open_line = True
+        elif isinstance(event, Evaluated):
+            score = event.valid.get(event.metric, float("nan"))
+            self.write(f"{',' if self.open_line else 'epoch ' + str(event.epoch) + ':'} eval {event.seconds:.1f} s: "
+                       f"valid {event.metric} {score:.4f}{' *' if event.is_best else ''}")
+            self.open_line = False
+        elif isinstance(event, TrainingFinished):
+            self.close_line()
+
+
+class RichReporter:
+    """Training progress through rich. ``live`` redraws one panel; otherwise plain lines (:class:`PlainLines`)."""
+
+    def __init__(self, console: Console, *, live: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
         self.live_enabled = live and console.is_terminal
+        self.plain = None if self.live_enabled else PlainLines(console, clock)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                                  console=console)
@@ -49,11 +102,25 @@ class RichReporter:
                               f"best {e.best_value:.4f} (epoch {e.best_epoch})"))
         return Group(*parts)
 
+    def finish_bars(self, event: TrainingFinished) -> None:
+        """Training has ended (maybe early): the bars stop at what ran, with no time remaining left frozen."""
+        planned = self.progress.tasks[self.epoch_task].total
+        for task in (self.epoch_task, self.step_task):
+            done = self.progress.tasks[task].completed
+            self.progress.update(task, total=max(done, 1), completed=max(done, 1))
+            self.progress.stop_task(task)
+        how = "interrupted" if event.interrupted else ("early stop" if event.stopped_early else "done")
+        self.progress.update(self.epoch_task, info=f"{how} (of {planned:.0f} epochs)" if how != "done" else how)
+
     def __call__(self, event: Any) -> None:
+        if self.plain is not None and not isinstance(event, (TrainingStarted, TrainingFinished)):
+            self.plain(event)
+            return
         if isinstance(event, TrainingStarted):
             self.console.print(f"training [bold]{event.model}[/] on [bold]{event.dataset}[/]: "
-                               f"{event.parameters:,} parameters, device {event.device}, precision {event.precision}"
-                               + (f", run {event.run_id}" if event.run_id else ""))
+                               f"{event.parameters:,} parameters, {event.device}, {event.precision}")
+            if event.run_id:  # a line of its own: ids are long
+                self.console.print(f"run {event.run_id}", highlight=False)
             for line in event.details:
                 self.console.print(line, highlight=False)
             if event.first_epoch > 1:
@@ -61,7 +128,9 @@ class RichReporter:
             self.epoch_task = self.progress.add_task("epochs", total=event.epochs, completed=event.first_epoch - 1,
                                                      info="")
             self.step_task = self.progress.add_task("steps ", total=event.steps_per_epoch, info="")
-            if self.live_enabled:
+            if self.plain is not None:
+                self.plain(event)
+            else:
                 self.live = Live(console=self.console, refresh_per_second=8, transient=False,
                                  get_renderable=self._panel)  # redrawn from the current state on each refresh
                 self.live.start()
@@ -79,12 +148,11 @@ class RichReporter:
             self.last_eval = event
             if self.live:
                 self.live.update(self._panel())
-            else:
-                mark = " *" if event.is_best else ""
-                self.console.print(f"epoch {event.epoch}: valid {event.metric} {event.valid[event.metric]:.4f} "
-                                   f"test {event.test[event.metric]:.4f} ({event.seconds:.1f}s){mark}", highlight=False)
         elif isinstance(event, TrainingFinished):
+            if self.plain is not None:
+                self.plain(event)
             if self.live:
+                self.finish_bars(event)
                 self.live.update(self._panel())
                 self.live.stop()
             how = "interrupted" if event.interrupted else ("early stop" if event.stopped_early else "done")

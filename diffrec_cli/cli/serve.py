@@ -30,7 +30,7 @@ def eval_command(
     run: str = typer.Argument(..., autocompletion=complete.runs, help="Run id (or a unique prefix or suffix), run directory, or checkpoint path."),
     split: str = typer.Option("both", "--split", help="valid, test or both."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     home: HomeOption = None,
 ) -> None:
     """Full-ranking evaluation of a checkpoint. Validation masks training items; test masks training and

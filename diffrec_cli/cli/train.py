@@ -35,8 +35,7 @@ def train_command(
 ) -> None:
     """Train a model; early stopping on validation Recall@20; writes a run directory with a checkpoint.
 
-    Metrics are full-ranking (every unseen item ranked), averaged over users with at least one
-    ground-truth item in the split.
+    Metrics rank every unseen item and average over users with at least one ground-truth item in the split.
     """
     from diffrec_cli.cli.stopping import StopSignals
     from diffrec_cli.config import parse_sets, read_toml, resolve_settings

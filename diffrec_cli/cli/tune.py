@@ -9,18 +9,10 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_fmt(v) for v in value) + "]"
-    return str(value)
+from diffrec_cli.cli.tune_summary import format_setting, print_summary
 
 
 class TuneReporter:
@@ -46,7 +38,7 @@ class TuneReporter:
             self.progress.start()
             self.task = self.progress.add_task("trials", total=event.trials, info="")
         elif isinstance(event, TrialStarted):
-            params = " ".join(f"{k}={_fmt(v)}" for k, v in event.params.items())
+            params = " ".join(f"{k}={format_setting(v)}" for k, v in event.params.items())
             self.progress.update(self.task, info=f"trial {event.number}: {params}")
         elif isinstance(event, Evaluated):
             self.progress.update(self.task, info=f"epoch {event.epoch}: valid {event.metric} "
@@ -54,56 +46,15 @@ class TuneReporter:
         elif isinstance(event, TrialFinished):
             t = event.trial
             self.progress.advance(self.task)
-            params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+            params = " ".join(f"{k}={format_setting(v)}" for k, v in t.params.items())
             score = t.score(self.metric)
             what = f"valid {self.metric} {score:.4f}" if score is not None else (t.error or t.status)
             best = event.best
             mark = " *" if best is not None and best.number == t.number else ""
-            self.progress.console.print(f"trial {t.number}/{event.total} {t.status}: {params} -> {what} "
-                                        f"({t.seconds:.1f}s){mark}", highlight=False)
+            self.progress.console.print(f"trial {t.number}/{event.total}: {params} -> {what}, {t.seconds:.1f} s"
+                                        f"{mark}", highlight=False)
         elif isinstance(event, TuneFinished):
             self.progress.stop()
-
-
-def results_table(result: Any, limit: int | None = None, *, show_runs: bool = True) -> Table:
-    """Trials sorted by the validation metric (best first); failed and skipped trials last. ``show_runs``
-    adds the run-id column (wide terminals: the ids are also in tune.json)."""
-    from diffrec_cli.render.metrics import metric_label
-
-    metric = result.metric
-    names = list(result.space)
-    table = Table(title=f"{result.model} on {result.dataset}: {len(result.trials)} trials, sorted by validation {metric}",
-                  caption="test metrics are reported for information; selection uses validation only")
-    k = metric.partition("@")[2]
-    shown = (("valid", metric), ("valid", f"ndcg@{k}"), ("test", f"recall@{k}"), ("test", f"ndcg@{k}"))
-    columns = [(split, key, f"{split} {metric_label(key)}") for split, key in shown]
-    if metric == f"ndcg@{k}":
-        columns.pop(1)
-    headers = ["#", "trial", *names, *(c[2] for c in columns), "epoch", "s"] + (["run"] if show_runs else [])
-    rows, styles = [], []
-    ranked = result.ranked
-    rest = [t for t in result.trials if t not in ranked]
-    for rank, trial in enumerate([*ranked, *rest][:limit], start=1):
-        scored = trial in ranked
-        cells = [str(rank) if scored else "-", str(trial.number), *[_fmt(trial.params.get(n, "")) for n in names]]
-        for split, key, _ in columns:
-            value = getattr(trial, split).get(key)
-            cells.append(f"{value:.4f}" if value is not None else "-")
-        cells += [str(trial.best_epoch or "-"), f"{trial.seconds:.1f}"]
-        if show_runs:
-            note = "" if trial.status == "finished" else f" ({trial.status})"
-            cells.append((trial.run_id or trial.error or "") + note)
-        rows.append(cells)
-        styles.append("bold" if rank == 1 and scored else None)
-    for i, header in enumerate(headers):
-        # values never shrink (a truncated setting or score is useless); headers wrap instead
-        width = max([len(r[i]) for r in rows] + [1])
-        left = header in names or header == "run"
-        table.add_column(header, justify="left" if left else "right", min_width=width,
-                         overflow="fold" if header == "run" else "ellipsis")
-    for cells, style in zip(rows, styles):
-        table.add_row(*cells, style=style)
-    return table
 
 
 @handles_errors
@@ -170,14 +121,11 @@ def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
-    console.print(results_table(result, show_runs=console.width >= 150))
+    print_summary(console, result)
     best = result.best
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
-    k = result.metric.partition("@")[2]
-    console.print(f"selected trial {best.number} ({params}): valid {result.metric} {best.score(result.metric):.4f}; "
-                  f"test recall@{k} {best.test.get(f'recall@{k}', float('nan')):.4f}, "
-                  f"ndcg@{k} {best.test.get(f'ndcg@{k}', float('nan')):.4f} (reported, not used for selection)",
-                  highlight=False)
+    params = ", ".join(f"{k}={format_setting(v)}" for k, v in best.params.items())
+    console.print(f"selected trial {best.number} ({params}): valid {result.metric} "
+                  f"{best.score(result.metric):.4f}", highlight=False)
     if result.interrupted:
         console.print("interrupted (Ctrl-C): the remaining trials were skipped")
     if result.timed_out:

@@ -20,6 +20,7 @@ class TrainingStarted:
     diffusion_steps: int | None
     details: tuple[str, ...] = ()  # lines a model adds about itself (e.g. L-DiffRec's clusters), from describe()
     first_epoch: int = 1  # > 1 when a run resumes after epoch first_epoch − 1
+    run_dir: str | None = None  # the run folder (set with run_id): where callbacks find config and checkpoint
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.build import build_component, build_model
 from diffrec_cli.models.spec import ModelSpec
-from diffrec_cli.registry import Registry
+from diffrec_cli.registry import Registry, constructor_params
 from diffrec_cli.runs import CONFIG_FILE, Run, resolve_run
 from diffrec_cli.training.budget import check_training_fits
 from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, rebuild_recorded
@@ -53,10 +53,10 @@ class TrainOutcome:
         return self.result.inputs
 
 
-def _fan_out(listeners: list[Reporter], run_id: str) -> Reporter:
+def _fan_out(listeners: list[Reporter], run: Run) -> Reporter:
     def report(event: Any) -> None:
-        if isinstance(event, TrainingStarted):  # the loop knows no run; its listeners want the id
-            event = dataclasses.replace(event, run_id=run_id)
+        if isinstance(event, TrainingStarted):  # the loop knows no run; its listeners want the id and folder
+            event = dataclasses.replace(event, run_id=run.id, run_dir=str(run.path))
         for listener in listeners:
             listener(event)
 
@@ -70,18 +70,32 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     data = home.load(config.dataset)
     # Every check before the run folder exists: a bad setting leaves nothing behind.
     device = pick_device(config.device)
-    [registry.get("callback", name) for name in config.callbacks]
     check_training_fits(registry, config, settings.model, data, device)
     seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
     model, spec = _built(registry, config.model, settings.model, data)
     home.tidy()
+    callbacks = build_callbacks(registry, config.callbacks, settings.tracking)  # bad ones fail before the run
     run = Run.create(home.runs_dir, config.model, config.dataset,
                      {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
                       "model_spec": spec.to_json(), "reweighting": spec.reweighting.to_json(),
+                      **({"tracking": jsonable(settings.tracking)} if settings.tracking else {}),
                       "parameters": model.parameter_count(), "started": time.time()})
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id))
-    return _fit_recorded(model, data, config, registry, recorder, reporter, should_stop, None, spec)
+    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, None, spec)
+
+
+def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[str, Any]) -> list[Reporter]:
+    """The named callbacks, each configured by the tracking settings its constructor names; a setting no
+    callback takes is an error listing the ones they know."""
+    used: set[str] = set()
+    callbacks = [build_component(registry, "callback", name, tracking, used)[0] for name in names]
+    unknown = sorted(set(tracking) - used)
+    if unknown:
+        known = sorted({p for name in names for p in constructor_params(registry.get("callback", name).cls)})
+        raise DiffrecError(f"unknown tracking setting {unknown[0]!r} for callbacks {', '.join(names) or 'none'} "
+                           f"(known: {', '.join(known) or 'none'})")
+    return callbacks
 
 
 def _built(registry: Registry, name: str, settings: dict[str, Any], data: InteractionData) -> tuple[Any, ModelSpec]:
@@ -103,13 +117,12 @@ def _built(registry: Registry, name: str, settings: dict[str, Any], data: Intera
     return built
 
 
-def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, registry: Registry,
+def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
                   resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
-    callbacks = [build_component(registry, "callback", name, {}, set())[0] for name in config.callbacks]
     stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
     try:
-        result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run.id),
+        result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run),
                      should_stop=should_stop, resume=resume)
     except KeyboardInterrupt:
         recorder.interrupted()
@@ -137,6 +150,7 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
     if data.fingerprint() != state.info.get("dataset_fingerprint"):
         raise DiffrecError(f"dataset {config.dataset!r} has changed since run {run.id} was trained")
     model = rebuild_recorded(registry, spec, data.n_users, data.n_items, run.path / CONFIG_FILE)
+    callbacks = build_callbacks(registry, config.callbacks, recorded.get("tracking", {}))
     pick_device(config.device)
     resumed = [*recorded.get("resumed", []), {"after_epoch": state.epoch, "time": time.time(),
                                                "changes": {k: config.to_dict()[k] for k in (changes or {})}}]
@@ -144,7 +158,7 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
     run.set_status("running")
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id), state.info.get("recorder"))
-    return _fit_recorded(model, data, config, registry, recorder, reporter, should_stop, state, spec)
+    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, state, spec)
 
 
 def _coerced(value: Any, like: Any) -> Any:

@@ -8,14 +8,19 @@ recorder (tests, benchmarks, the Python API's ``fit``) writes nothing.
 from __future__ import annotations
 
 import statistics
-from typing import Any
+import time
+from typing import Any, Callable
 
 import torch
 
 from diffrec_cli.runs import Run
 from diffrec_cli.training.checkpoint import CheckpointMeta, save_checkpoint
-from diffrec_cli.training.events import EpochFinished, Evaluated, ResumePoint, StepFinished, TrainingFinished
+from diffrec_cli.training.events import (EpochFinished, Evaluated, ResumePoint, StepFinished, TrainingFinished,
+                                         TrainingStarted)
 from diffrec_cli.training.resume import save_state
+
+
+PROGRESS_EVERY = 5.0  # seconds between progress updates of status.json (each is a file written)
 
 
 def _median(values: list[float]) -> float | None:
@@ -26,9 +31,11 @@ class RunRecorder:
     """A reporter that records one training of ``model`` into ``run``; ``meta`` describes its checkpoints."""
 
     def __init__(self, run: Run, model: torch.nn.Module, meta: CheckpointMeta,
-                 restored: dict[str, Any] | None = None) -> None:
+                 restored: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         """``restored``: what an earlier recorder of this run saved with its last resumable state."""
         self.run, self.model, self.meta = run, model, meta
+        self.clock, self.progress_written = clock, -PROGRESS_EVERY
+        self.epochs = self.steps_per_epoch = self.step = 0
         restored = restored or {}
         self.optimizer_losses: list[float] = list(restored.get("optimizer_losses", []))
         self.diffusion_step_losses: list[float | None] | None = restored.get("diffusion_step_losses")
@@ -39,17 +46,28 @@ class RunRecorder:
         self.run.evaluations = list(restored.get("evaluations", self.run.evaluations))
 
     def __call__(self, event: Any) -> None:
-        if isinstance(event, StepFinished):
+        if isinstance(event, TrainingStarted):
+            self.epochs, self.steps_per_epoch = event.epochs, event.steps_per_epoch
+        elif isinstance(event, StepFinished):
             self.optimizer_losses.append(event.loss)
+            self.step = event.step
+            self.progress(event.epoch)
         elif isinstance(event, EpochFinished):
             self.epoch_loss, self.diffusion_step_losses = event.loss, event.step_losses
             self.epoch_seconds.append(event.seconds)
+            self.progress(event.epoch)
         elif isinstance(event, Evaluated):
             self.evaluated(event)
         elif isinstance(event, ResumePoint):
             self.resumable(event)
         elif isinstance(event, TrainingFinished):
             self.finished(event)
+
+    def progress(self, epoch: int) -> None:
+        """Where training is, in status.json, at most every ``PROGRESS_EVERY`` seconds."""
+        if self.clock() - self.progress_written >= PROGRESS_EVERY:
+            self.progress_written = self.clock()
+            self.run.heartbeat(epoch=epoch, epochs=self.epochs, step=self.step, steps_per_epoch=self.steps_per_epoch)
 
     def resumable(self, event: ResumePoint) -> None:
         state = event.state()

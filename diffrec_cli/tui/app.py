@@ -17,6 +17,7 @@ from textual.screen import Screen
 
 from diffrec_cli.config import Settings
 from diffrec_cli.data.store import DataHome
+from diffrec_cli.home import shown_path
 from diffrec_cli.tui.compare_screen import CompareScreen
 from diffrec_cli.tui.datasets_screen import DatasetsScreen
 from diffrec_cli.tui.detail_screen import RunDetailScreen
@@ -46,7 +47,7 @@ class DashboardApp(App):
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.now = now
-        self.sub_title = str(home.root)
+        self.sub_title = shown_path(home.root)
         self.live: LiveTrainingScreen | None = None
 
     def on_mount(self) -> None:
@@ -82,8 +83,9 @@ class DashboardApp(App):
             if settings is not None:
                 self.start_training(settings)
 
-        dataset = "demo" if "demo" in self.home.names() or not self.home.names() else self.home.names()[0]
-        self.push_screen(TrainForm(dataset=dataset), start)
+        datasets = self.home.names()
+        dataset = "demo" if "demo" in datasets or not datasets else datasets[0]
+        self.push_screen(TrainForm(self.registry().names("model"), datasets, dataset=dataset), start)
 
     def start_training(self, settings: Settings) -> LiveTrainingScreen:
         if self.live is not None and self.live.running:

@@ -11,12 +11,13 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from diffrec_cli.render.numbers import format_seconds
+from diffrec_cli.runs import run_folders
 from diffrec_cli.tui.messages import DetailLoaded
-from diffrec_cli.tui.records import CompareRow, RunDetail, compare_rows, read_detail
-from diffrec_cli.tui.runs_screen import short_id
+from diffrec_cli.tui.records import CompareRow, RunDetail, compare_rows, compared_settings, display_ids, read_detail
 from diffrec_cli.tui.table_screen import TableScreen
 
 BEST_STYLE = "bold reverse green"
+SELECTION_K = 20  # the K shown first: the one the runs select their best epoch on by default
 
 
 def format_value(value, row: CompareRow) -> str:
@@ -36,11 +37,13 @@ def format_value(value, row: CompareRow) -> str:
 class CompareScreen(TableScreen):
     TABLE_ID = "compare"  # no fixed COLUMNS: one per run, added once the runs are read
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "reload", "Refresh")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("k", "next_k", "K"),
+                Binding("r", "reload", "Refresh")]
 
     DEFAULT_CSS = """
-    CompareScreen #compare-legend { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
+    CompareScreen #compare-legend { height: auto; padding: 0 1; color: $text-muted; }
     CompareScreen #compare { height: 1fr; }
+    CompareScreen #compare-partial { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     """
 
     def __init__(self, run_ids: list[str]) -> None:
@@ -48,9 +51,14 @@ class CompareScreen(TableScreen):
         self.run_ids = list(run_ids)
         self.details: dict[str, RunDetail] = {}
         self.rows: list[CompareRow] = []
+        self.shown_ids: dict[str, str] = {run_id: run_id for run_id in self.run_ids}
+        self.k: int | None = None  # the K of the metric rows (one K keeps the table within a screen)
 
     def compose_above(self) -> ComposeResult:
         yield Static(id="compare-legend")
+
+    def compose_below(self) -> ComposeResult:
+        yield Static(id="compare-partial")
 
     def action_reload(self) -> None:
         self.details = {}
@@ -58,30 +66,40 @@ class CompareScreen(TableScreen):
 
     @work(thread=True, exclusive=True, group="read-compare")
     def _load(self) -> None:
+        runs_dir = self.app.home.runs_dir
+        self.shown_ids = display_ids([p.name for p in run_folders(runs_dir)] + self.run_ids)
         for run_id in self.run_ids:
-            self.post_message(DetailLoaded(read_detail(self.app.home.runs_dir / run_id, self.app.now)))
+            self.post_message(DetailLoaded(read_detail(runs_dir / run_id, self.app.now)))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         self.details[message.detail.summary.id] = message.detail
         if len(self.details) == len(self.run_ids):
             self.draw()
 
-    def column_label(self, run_id: str) -> str:
-        s = self.details[run_id].summary
-        return f"{s.model}/{s.dataset} {short_id(run_id)}"
+    @property
+    def ks(self) -> list[int]:
+        return sorted({k for d in self.details.values() for k in d.ks})
+
+    def action_next_k(self) -> None:
+        if self.details:
+            ks = self.ks
+            self.k = ks[(ks.index(self.k) + 1) % len(ks)] if self.k in ks else ks[0]
+            self.draw()
 
     def draw(self) -> None:
         details = [self.details[r] for r in self.run_ids]
-        self.rows = compare_rows(details)
+        if self.k not in self.ks:
+            self.k = SELECTION_K if SELECTION_K in self.ks else self.ks[0]
+        self.rows = compare_rows(details, [self.k])
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         table.add_column("", key="label")
         for run_id in self.run_ids:
-            table.add_column(self.column_label(run_id), key=run_id)
+            table.add_column(self.shown_ids[run_id], key=run_id)
         section = None
         if not any(r.section == "config" for r in self.rows):
-            table.add_row(Text("settings", style="bold underline"), *[""] * len(self.run_ids), key="section-config")
-            table.add_row(Text("(identical)", style="dim"), *[""] * len(self.run_ids), key="same")
+            table.add_row(Text("settings: all the same", style="bold underline"), *[""] * len(self.run_ids),
+                          key="section-config")
         for row in self.rows:
             if row.section != section:
                 section = row.section
@@ -93,13 +111,22 @@ class CompareScreen(TableScreen):
                 cells.append(Text(("★ " if j == row.best else "") + text, justify="right",
                                   style=BEST_STYLE if j == row.best else ""))
             table.add_row(row.label, *cells, key=row.label)
-        legend = Text("comparing ")
+        self.query_one("#compare-legend", Static).update(self.legend())
+        partial = compared_settings(details)[1]
+        self.query_one("#compare-partial", Static).update(
+            Text("only some runs have: " + ", ".join(partial)) if partial else "")
+
+    def legend(self) -> Text:
+        """One line per run: the id shown above its column, then the whole id and its model and dataset."""
+        legend = Text()
         for n, run_id in enumerate(self.run_ids):
-            legend.append(("" if n == 0 else ", ") + run_id, style="bold")
+            s = self.details[run_id].summary
+            legend.append(("" if n == 0 else "\n") + self.shown_ids[run_id], style="bold")
+            legend.append(f"  {s.model} on {s.dataset}" + (f"  {run_id}" if self.shown_ids[run_id] != run_id else ""))
             problems = self.details[run_id].problems
             if problems:
                 legend.append(f" ({problems[0]})", style="red")
-        self.query_one("#compare-legend", Static).update(legend)
+        return legend
 
     def best_of(self, label: str) -> str | None:
         """The run id holding the best value of a metric row (None when there is no single best)."""

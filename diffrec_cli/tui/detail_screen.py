@@ -52,8 +52,8 @@ class RunDetailScreen(Screen):
         Binding("2", "tab('curves')", "Curves"),
         Binding("3", "tab('losses')", "Losses"),
         Binding("4", "tab('recommend')", "Recs"),
-        Binding("m", "next_metric", "Metric"),
-        Binding("k", "next_k", "K"),
+        Binding("m", "next_metric", "Metric", show=False),  # named in the curves tab's caption
+        Binding("k", "next_k", "K", show=False),
         Binding("r", "reload", "Refresh", show=False),
     ]
 

@@ -35,9 +35,12 @@ def progress_lines(tracker: TrainingTracker, width: int) -> Text:
     steps_line = f"\nstep  {step:>3}/{tracker.steps_per_epoch:<3}"
     text.append(f"{steps_line:<{label_width + 1}}")
     text.append(progress_bar(step, tracker.steps_per_epoch, bar_width), style="green")
-    eta = tracker.eta_seconds()
-    text.append(f"\nelapsed {format_seconds(tracker.elapsed)}   ETA ≤ {format_seconds(eta)}   {tracker.state}",
-                style="dim")
+    if tracker.finished is not None:  # no ETA once training has ended, early or not
+        text.append(f"\n{tracker.state} after {format_seconds(tracker.elapsed)}", style="dim")
+    else:
+        eta = tracker.eta_seconds()
+        text.append(f"\nelapsed {format_seconds(tracker.elapsed)}   ETA ≤ {format_seconds(eta)}   {tracker.state}",
+                    style="dim")
     return text
 
 
@@ -90,8 +93,9 @@ class LivePanel(Vertical):
         t = self.tracker
         if t.started is not None:
             s = t.started
-            head = Text.assemble((f"{s.model} on {s.dataset}", "bold"), f"  run {s.run_id}" if s.run_id else "")
-            head.append(f"\n{s.parameters:,} parameters  {s.device}  {s.precision}", style="dim")
+            head = Text.assemble((f"{s.model} on {s.dataset}", "bold"),
+                                 (f"  {s.parameters:,} parameters, {s.device}, {s.precision}", "dim"))
+            head.append(f"\nrun {s.run_id}" if s.run_id else "")  # on its own line: ids are long
             self.query_one("#live-head", Static).update(head)
         self.redraw_progress()
         self.query_one("#live-loss", LossSparkline).set_values(t.losses)

@@ -10,14 +10,20 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from diffrec_cli.render.numbers import format_seconds
-from diffrec_cli.runs import RUNNING, RunRecord, as_number, read_run, read_runs
+from diffrec_cli.runs import RUNNING, RunRecord, as_number, read_run, read_runs, short_id
 
 SUMMARY_K = 20
 SUMMARY_METRICS = ("recall", "ndcg")  # the runs table and the comparison show these of evaluate.METRICS
 METRIC_KEYS = tuple(f"{split}_{metric}" for split in ("valid", "test") for metric in SUMMARY_METRICS)
+
+
+def display_ids(ids: Iterable[str]) -> dict[str, str]:
+    """For each run id the short name the dashboard shows (``runs.short_id``: what the CLI accepts for it)."""
+    ids = list(dict.fromkeys(ids))
+    return {run_id: short_id(run_id, ids) for run_id in ids}
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,12 @@ class RunSummary:
     error: str | None = None
 
 
-# (key, header) of the runs table, in order; every key is a RunSummary field. The metrics come before
-# the start time and size so that they fit an 80-column terminal; the rest scrolls into view.
+# (key, header) of the runs table, in order; every key is a RunSummary field. The metrics and wall time
+# come first so that they fit an 80-column terminal; the best epoch, size and start time scroll into view.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "run"), ("model", "model"), ("dataset", "dataset"), ("status", "status"), ("best_epoch", "best"),
+    ("id", "run"), ("model", "model"), ("dataset", "dataset"), ("status", "status"),
     ("valid_recall", "vR@20"), ("valid_ndcg", "vN@20"), ("test_recall", "tR@20"), ("test_ndcg", "tN@20"),
-    ("seconds", "wall"), ("parameters", "params"), ("started", "started"),
+    ("seconds", "wall"), ("best_epoch", "best"), ("parameters", "params"), ("started", "started"),
 )
 
 
@@ -159,18 +165,6 @@ def read_detail(path: Path, now: Callable[[], float] = time.time) -> RunDetail:
     return RunDetail(summarize(record, now), record)
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as dotted keys (``train.lr``, ``model_spec.config.steps``)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 @dataclass
 class CompareRow:
     label: str
@@ -181,18 +175,29 @@ class CompareRow:
 
 # Labels of metrics where lower is better; every other metric row is "higher is better".
 LOWER_IS_BETTER = ("wall time", "parameters")
-IGNORED_KEYS = ("started", "run_id", "parameters")
+# settings that always differ between runs or repeat a metric row
+IGNORED_SETTINGS = ("started", "run_id", "parameters", "resumed")
 
 
-def compare_rows(details: list[RunDetail]) -> list[CompareRow]:
-    """Settings that differ between the runs, then metrics side by side with the best one marked."""
-    flat = [{k.replace("model_spec.config.", "model."): v for k, v in flatten(d.config).items()} for d in details]
-    every = {k for f in flat for k in f}
-    # top-level model/dataset repeat train.model/train.dataset; timestamps and ids always differ
-    keys = sorted(k for k in every if k.rsplit(".", 1)[-1] not in IGNORED_KEYS and f"train.{k}" not in every)
-    rows = [CompareRow(k, [f.get(k) for f in flat]) for k in keys
-            if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1]
-    ks = sorted({k for d in details for k in d.ks})
+def _same(values: list[Any]) -> bool:
+    return len({json.dumps(v, sort_keys=True, default=str) for v in values}) == 1
+
+
+def compared_settings(details: list[RunDetail]) -> tuple[list[CompareRow], list[str]]:
+    """The settings every run has and that differ between them (as ``--set`` names them), and the names of
+    the settings only some of the runs have (another model's arguments), which have no row."""
+    settings = [{k: v for k, v in d.record.settings().items() if k not in IGNORED_SETTINGS} for d in details]
+    shared = [k for k in settings[0] if all(k in s for s in settings[1:])] if settings else []
+    rows = [CompareRow(k, [s[k] for s in settings]) for k in shared if not _same([s[k] for s in settings])]
+    partial = sorted({k for s in settings for k in s} - set(shared))
+    return rows, partial
+
+
+def compare_rows(details: list[RunDetail], ks: list[int] | None = None) -> list[CompareRow]:
+    """Settings that differ between the runs, then metrics (at ``ks``, default every K the runs measured)
+    side by side with the best one marked."""
+    rows = compared_settings(details)[0]
+    ks = ks or sorted({k for d in details for k in d.ks})
     metric_rows: list[tuple[str, list[Any]]] = []
     bests = [d.record.best() for d in details]
     for split in ("valid", "test"):

@@ -8,26 +8,32 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from diffrec_cli.runs import RUN_ID
 from diffrec_cli.tui.messages import RunsLoaded
-from diffrec_cli.tui.records import (COLUMNS, METRIC_KEYS, RunSummary, format_cell, list_summaries, matches,
-                                     sort_summaries)
+from diffrec_cli.tui.records import (COLUMNS, METRIC_KEYS, RunSummary, display_ids, format_cell, list_summaries,
+                                     matches, sort_summaries)
 from diffrec_cli.tui.table_screen import TableScreen
 
 STATUS_STYLES = {"running": "bold yellow", "finished": "green", "failed": "bold red", "stopped": "magenta",
                  "crashed": "bold red", "error": "bold red"}
 NUMERIC = {"best_epoch", *METRIC_KEYS, "parameters", "seconds"}
+CELL_PADDING = 1  # DataTable's default, on each side of a cell
+SCROLLBAR = 2  # the width the vertical scrollbar may take
 
 
-def short_id(run_id: str) -> str:
-    """The random suffix of a generated run id (the date is in its own column); other names as they are."""
-    found = RUN_ID.match(run_id)
-    return found.group(3) if found else run_id[:14]
+def fitting_columns(widths: list[int], room: int) -> int:
+    """How many of the leading columns fit in ``room`` cells whole (at least one): a column cut at the
+    screen's edge would show half a value."""
+    used, count = 0, 0
+    for width in widths:
+        used += width + 2 * CELL_PADDING
+        if used > room and count:
+            break
+        count += 1
+    return count
 
 
 class RunsScreen(TableScreen):
-    TABLE_ID = "runs"
-    COLUMNS = COLUMNS  # this module's (key, label) pairs, for TableScreen.on_mount
+    TABLE_ID = "runs"  # columns are added by populate: those of COLUMNS that fit the width
 
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
@@ -55,6 +61,7 @@ class RunsScreen(TableScreen):
         self.sort_key, self.reverse = "started", True  # newest first
         self.filter_text = ""
         self.marked: list[str] = []
+        self.shown_ids: dict[str, str] = {}  # run id -> the shortest form the CLI accepts for it
         self._shown: tuple = ()
 
     def compose_above(self) -> ComposeResult:
@@ -66,6 +73,10 @@ class RunsScreen(TableScreen):
     def on_mount(self) -> None:
         self.set_interval(self.app.refresh_seconds, self.action_reload)
 
+    def on_resize(self) -> None:
+        self._shown = ()  # another width may fit other columns
+        self.populate()
+
     # ----- reading (worker thread) ----------------------------------------------------------------
     def action_reload(self) -> None:
         self._read_runs()
@@ -76,23 +87,29 @@ class RunsScreen(TableScreen):
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.rows = message.rows
+        self.shown_ids = display_ids(r.id for r in self.rows)
         self.marked = [m for m in self.marked if any(r.id == m for r in self.rows)]
         self.populate()
 
     # ----- drawing --------------------------------------------------------------------------------
     def populate(self) -> None:
         self.shown = sort_summaries([r for r in self.rows if matches(r, self.filter_text)], self.sort_key, self.reverse)
-        shown = (tuple(self.shown), tuple(self.marked), self.sort_key, self.reverse)
+        shown = (tuple(self.shown), tuple(self.marked), self.sort_key, self.reverse, tuple(self.shown_ids.items()),
+                 self.app.size.width)
         if shown != self._shown:
             self._shown = shown
             table = self.query_one("#runs", DataTable)
             current = self.current_id()
-            table.clear()
-            for key, label in COLUMNS:
-                arrow = (" ▼" if self.reverse else " ▲") if key == self.sort_key else ""
-                table.columns[key].label = Text(label + arrow)
-            for row in self.shown:
-                table.add_row(*self.cells(row), key=row.id)
+            rows = [self.cells(row) for row in self.shown]
+            labels = [Text(label + ((" ▼" if self.reverse else " ▲") if key == self.sort_key else ""))
+                      for key, label in COLUMNS]
+            widths = [max([label.cell_len] + [cells[i].cell_len for cells in rows]) for i, label in enumerate(labels)]
+            count = fitting_columns(widths, self.app.size.width - SCROLLBAR)
+            table.clear(columns=True)
+            for (key, _), label in zip(COLUMNS[:count], labels):
+                table.add_column(label, key=key)
+            for row, cells in zip(self.shown, rows):
+                table.add_row(*cells[:count], key=row.id)
             if current is not None and any(r.id == current for r in self.shown):
                 table.move_cursor(row=table.get_row_index(current))
         self.update_status()
@@ -102,7 +119,7 @@ class RunsScreen(TableScreen):
         for key, _ in COLUMNS:
             if key == "id":
                 mark = "●" if row.id in self.marked else " "
-                out.append(Text(mark + short_id(row.id), style="bold" if row.id in self.marked else ""))
+                out.append(Text(mark + self.shown_ids.get(row.id, row.id), style="bold" if row.id in self.marked else ""))
             elif key == "status":
                 out.append(Text(row.status, style=STATUS_STYLES.get(row.status, "")))
             else:

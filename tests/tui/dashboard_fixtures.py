@@ -31,19 +31,34 @@ def _write(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n")
 
 
+def _train(dataset: str, lr: float, model: str = "diffrec") -> dict:
+    return {"model": model, "dataset": dataset, "lr": lr, "weight_decay": 0.0, "batch_size": 64, "epochs": 10,
+            "eval_every": 1, "checkpoint_every": 0, "patience": 20, "metric": "recall@20", "ks": [10, 20], "seed": 1,
+            "device": "cpu", "precision": "fp32", "callbacks": [], "eval_batch_size": 0}
+
+
+def _diffrec_spec(steps: int) -> dict:
+    """What models/spec.py records for DiffRec: its arguments, the noise schedule's, the reweighting's."""
+    return {"name": "diffrec", "plugin": "diffrec", "version": "0.1.0",
+            "config": {"dims": [32], "emb_size": 4, "dropout": 0.5, "prediction": "x0", "step_weighting": True,
+                       "sampling": "importance", "noising_steps": 0, "history": 10, "normalize_input": False},
+            "components": {"schedule": {"name": "linear-var", "plugin": "diffrec", "version": "0.1.0",
+                                        "config": {"steps": steps, "noise_scale": 0.005, "noise_min": 0.005,
+                                                   "noise_max": 0.01, "first_beta": 1e-05}}}}
+
+
+NO_REWEIGHTING = {"name": "none", "plugin": "diffrec", "version": "0.1.0", "config": {}}
+
+
 def write_run(runs_dir: Path, run_id: str, *, dataset: str, steps: int, lr: float, epochs: int, base: float,
-              status: str, filled: int | None = None, parameters: int = 12345, test_ratio: float = 0.9) -> Path:
+              status: str, filled: int | None = None, parameters: int = 12345, test_ratio: float = 0.9,
+              model: str = "diffrec", spec: dict | None = None) -> Path:
     started = STARTED.get(run_id, 1709539200.0)
     path = runs_dir / run_id
     path.mkdir(parents=True)
-    train = {"model": "diffrec", "dataset": dataset, "lr": lr, "weight_decay": 0.0, "batch_size": 64,
-             "epochs": 10, "eval_every": 1, "patience": 20, "metric": "recall@20", "ks": [10, 20], "seed": 1,
-             "device": "cpu", "precision": "fp32", "reweighting": "none", "callbacks": [], "eval_batch_size": 0}
-    spec = {"name": "diffrec", "plugin": "diffrec", "config": {"dims": [32], "emb_size": 4, "steps": steps,
-                                                               "sampling": "importance"}}
-    _write(path / "config.json", {"model": "diffrec", "dataset": dataset, "train": train, "model_spec": spec,
-                                  "reweighting": {"name": "none", "config": {}}, "parameters": parameters,
-                                  "started": started})
+    _write(path / "config.json", {"model": model, "dataset": dataset, "train": _train(dataset, lr, model),
+                                  "model_spec": spec or _diffrec_spec(steps), "reweighting": NO_REWEIGHTING,
+                                  "parameters": parameters, "started": started})
     evaluations = [{"epoch": e, "valid": _metrics(base, e), "test": _metrics(base * test_ratio, e), "seconds": 0.5,
                     "loss": round(1.0 / e, 4)} for e in range(1, epochs + 1)]
     _write(path / "metrics.json", evaluations)
@@ -57,6 +72,16 @@ def write_run(runs_dir: Path, run_id: str, *, dataset: str, steps: int, lr: floa
                                  "test": best["test"], "seconds": 60.0 * epochs + 7, "parameters": parameters})
     _write(path / "status.json", {"status": status, "updated": started + 100, "pid": 1})
     return path
+
+
+RUN_EASE = "20240305-120000-ease-tiny-e5e5"
+
+
+def write_ease_run(runs_dir: Path) -> Path:
+    """A finished EASE run on tiny (a closed-form baseline: one epoch, no diffusion steps)."""
+    spec = {"name": "ease", "plugin": "baselines", "version": "0.1.0", "config": {"reg": 250.0}, "components": {}}
+    return write_run(runs_dir, RUN_EASE, dataset="tiny", steps=0, lr=0.001, epochs=1, base=0.33, status="finished",
+                     parameters=900, model="ease", spec=spec)
 
 
 def write_fixture_runs(runs_dir: Path) -> list[str]:
@@ -100,3 +125,22 @@ def async_test(test):
         return asyncio.run(test(*args, **kwargs))
 
     return run
+
+
+def screen_lines(app) -> list[str]:
+    """The current screen as plain text, one string per terminal row."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def assert_tables_whole(app) -> None:
+    """Every header and cell of each table on screen shows in full (none cut at the edge, none with …)."""
+    from textual.widgets import DataTable
+
+    text = "\n".join(screen_lines(app))
+    assert "…" not in text
+    for table in app.screen.query(DataTable):
+        for column in table.columns.values():
+            assert str(column.label).strip() in text, column.label
+        for row in range(table.row_count):
+            for cell in table.get_row_at(row):
+                assert str(cell).strip() in text, (table.id, str(cell))

@@ -125,7 +125,7 @@ async def test_compare_two_runs_highlights_best(runs_home):
         assert isinstance(screen, CompareScreen) and screen.run_ids == [RUN_A, RUN_B]
         table = screen.query_one("#compare")
         settings = {r.label: r.values for r in screen.rows if r.section == "config"}
-        assert settings == {"model.steps": [5, 10], "train.dataset": ["tiny", "demo"], "train.lr": [0.001, 0.0005]}
+        assert settings == {"steps": [5, 10], "dataset": ["tiny", "demo"], "lr": [0.001, 0.0005]}
         assert screen.best_of("valid recall@20") == RUN_A
         assert screen.best_of("test recall@20") == RUN_B  # B generalises better
         assert screen.best_of("parameters") == RUN_A  # fewer is better

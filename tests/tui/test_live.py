@@ -127,7 +127,7 @@ def test_ctrl_c_on_diffrec_train_stops_cleanly(tiny_home):
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if line.startswith("epoch 2:") or not line:
+            if line.startswith("epoch 2/") or not line:
                 break
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
