@@ -17,10 +17,11 @@ def register_models(register):
 
 @hookimpl
 def register_noise_schedules(register):
-    from diffrec_cli.diffusion.schedules import LinearSchedule, LinearVarianceSchedule
+    from diffrec_cli.diffusion.schedules import BinomialSchedule, LinearSchedule, LinearVarianceSchedule
 
     register(LinearVarianceSchedule, name="linear-var")
     register(LinearSchedule, name="linear")
+    register(BinomialSchedule, name="binomial")
 
 
 @hookimpl
