@@ -14,7 +14,11 @@ __version__ = "0.1.0"
 def register_models(register):
     from diffrec_baselines.autoencoders import CDAE, CODIGEM, MultiDAE, MultiDAEPlusPlus, MultiVAE
     from diffrec_baselines.graph import LightGCN, MF
-    from diffrec_baselines.neighbourhood import EASE, ItemKNN
+    from diffrec_baselines.ials import IALS
+    from diffrec_baselines.neighbourhood import EASE, ItemKNN, RP3beta
+    from diffrec_baselines.popularity import TopPop
+    from diffrec_baselines.slim import SLIM
 
-    for cls in (MF, LightGCN, CDAE, MultiDAE, MultiDAEPlusPlus, MultiVAE, CODIGEM, EASE, ItemKNN):
+    for cls in (MF, LightGCN, CDAE, MultiDAE, MultiDAEPlusPlus, MultiVAE, CODIGEM, EASE, ItemKNN, TopPop, RP3beta,
+                SLIM, IALS):
         register(cls, name=cls.name)
