@@ -6,7 +6,7 @@ import typer
 
 from diffrec_cli import __version__
 from diffrec_cli.cli import dashboard, data, plugins_cmd, serve, train
-from diffrec_cli.cli import embeddings, tune
+from diffrec_cli.cli import compare, embeddings, tune
 
 app = typer.Typer(
     name="diffrec",
@@ -23,6 +23,7 @@ app.command("plugins")(plugins_cmd.plugins_command)
 app.command("tune")(tune.tune_command)
 app.command("export-embeddings")(embeddings.export_embeddings_command)
 app.command("dashboard")(dashboard.dashboard_command)
+app.command("compare")(compare.compare_command)
 
 
 def _version(value: bool) -> None:
