@@ -45,8 +45,20 @@ def linear_betas(steps: int, noise_scale: float, noise_min: float, noise_max: fl
     return betas
 
 
+def check_steps(steps: object) -> None:
+    """T must be a positive integer (a bool is not one)."""
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise DiffrecError(f"steps must be a positive integer, got {steps!r}")
+
+
+class _Configured:
+    @property
+    def config(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class _ScaledSchedule:
+class _ScaledSchedule(_Configured):
     steps: int = 40
     noise_scale: float = 0.005
     noise_min: float = 0.005
@@ -54,18 +66,13 @@ class _ScaledSchedule:
     first_beta: float = 1e-5
 
     def __post_init__(self) -> None:
-        if int(self.steps) != self.steps or self.steps < 1:
-            raise DiffrecError(f"steps must be a positive integer, got {self.steps!r}")
+        check_steps(self.steps)
         if not 0.0 <= self.noise_scale <= 1.0:
             raise DiffrecError(f"noise_scale must lie in [0, 1], got {self.noise_scale}")
         if not 0.0 < self.noise_min <= self.noise_max < 1.0:
             raise DiffrecError(
                 f"need 0 < noise_min <= noise_max < 1, got noise_min={self.noise_min}, noise_max={self.noise_max}"
             )
-
-    @property
-    def config(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ def binomial_betas(steps: int, *, first_beta: float | None = 1e-5, scale: float 
 
 
 @dataclass(frozen=True)
-class BinomialSchedule:
+class BinomialSchedule(_Configured):
     """The binomial schedule, β_t = 1/(T − t + 2): ᾱ_t falls linearly in t (see ``binomial_betas``)."""
 
     name = "binomial"
@@ -115,16 +122,11 @@ class BinomialSchedule:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or int(self.steps) != self.steps or self.steps < 1:
-            raise DiffrecError(f"steps must be a positive integer, got {self.steps!r}")
+        check_steps(self.steps)
         if not 0.0 < self.first_beta < 1.0:
             raise DiffrecError(f"first_beta must lie in (0, 1), got {self.first_beta}")
         if not 0.0 < self.scale <= 1.0:
             raise DiffrecError(f"scale must lie in (0, 1], got {self.scale}")
-
-    @property
-    def config(self) -> dict:
-        return asdict(self)
 
     def betas(self) -> np.ndarray:
         return binomial_betas(self.steps, first_beta=self.first_beta, scale=self.scale)

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from diffrec_cli.plugins import get_registry, reset_plugins
+from diffrec_cli.plugins import get_registry
 from diffrec_cli.testing import train_and_reload
 from diffrec_successors.giffcf import GiffCF
 
@@ -15,14 +15,6 @@ SMALL = {"giffcf": {"embed_dim": 16, "batch_size": 100},
          "bspm": {"factors": 32},
          "cfdiff": {"hidden": 32, "d_model": 4, "heads": 1, "layers": 1, "steps": 5, "lr": 1e-2}}
 EPOCHS = {"giffcf": 2, "bspm": 1, "cfdiff": 6}  # CF-Diff's one-value tokens learn slowly
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch):
-    monkeypatch.delenv("DIFFREC_LOAD_PLUGINS", raising=False)
-    reset_plugins()
-    yield
-    reset_plugins()
 
 
 def test_entry_point_registers_every_model():
