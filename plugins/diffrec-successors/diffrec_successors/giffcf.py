@@ -14,10 +14,8 @@ forward with weight noise_decay^(t−s). The loss is the squared error summed ov
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
