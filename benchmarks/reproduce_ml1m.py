@@ -27,7 +27,8 @@ from diffrec_cli.data.ingest import import_split_folder  # noqa: E402
 from diffrec_cli.models.build import build_model  # noqa: E402
 from diffrec_cli.plugins import load_plugins  # noqa: E402
 from diffrec_cli.training.evaluate import evaluate  # noqa: E402
-from diffrec_cli.training.loop import autocast_for, bf16_supported, fit, pick_device  # noqa: E402
+from diffrec_cli.training.device import autocast_for, bf16_supported, pick_device  # noqa: E402
+from diffrec_cli.training.loop import fit  # noqa: E402
 
 # The authors' ML-1M (clean) settings for DiffRec.
 TRAIN = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 400, "epochs": 1000, "eval_every": 5, "patience": 20}
@@ -44,6 +45,7 @@ AUTHORS_CODE = {**dict(zip(KEYS, (0.1007, 0.1697, 0.0862, 0.1094))), "epoch_s": 
 
 def run_seed(data, registry, seed: int, device: str, precision: str) -> dict:
     settings = resolve_settings(TRAIN, {}, seed=seed, device=device, precision=precision, dataset=data.name)
+    torch.manual_seed(seed)  # the initial weights follow the seed too (torch's own start seed is random)
     model, _ = build_model(registry, "diffrec", dict(MODEL), n_users=data.n_users, n_items=data.n_items)
     result = fit(model, data, settings.train)
     row = {k: result.test[k] for k in KEYS}

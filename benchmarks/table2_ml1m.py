@@ -30,7 +30,8 @@ from diffrec_cli.config import resolve_settings  # noqa: E402
 from diffrec_cli.data.ingest import import_split_folder  # noqa: E402
 from diffrec_cli.models.build import build_component, build_model  # noqa: E402
 from diffrec_cli.plugins import load_plugins  # noqa: E402
-from diffrec_cli.training.loop import fit, pick_device  # noqa: E402
+from diffrec_cli.training.device import pick_device  # noqa: E402
+from diffrec_cli.training.loop import fit  # noqa: E402
 
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -126,8 +127,10 @@ def run_one(registry, data, name: str, entry: dict, *, seed: int, device: str, m
     settings = resolve_settings(train, {}, seed=seed, device=device, dataset=data.name, model=name)
     torch.manual_seed(seed)
     model, _ = build_model(registry, name, dict(entry["model"]), n_users=data.n_users, n_items=data.n_items)
+    if reweighting is not None:
+        model.reweighting = reweighting
     tick = time.perf_counter()
-    result = fit(model, data, settings.train, reweighting=reweighting)
+    result = fit(model, data, settings.train)
     seconds = time.perf_counter() - tick
     row = {k: float(result.test[k]) for k in KEYS}
     row.update(valid_recall20=float(result.valid["recall@20"]), best_epoch=result.best_epoch,

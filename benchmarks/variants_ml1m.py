@@ -162,12 +162,11 @@ def run_row(name: str, seed: int, device: str, data_root: Path, max_epochs: int 
     torch.manual_seed(seed)  # parameter initialisation follows the seed too
     model, _ = build_model(registry, row.model, dict(row.settings), n_users=data.n_users, n_items=data.n_items,
                            data=data)
-    for line in getattr(model, "describe", lambda: [])():
+    for line in model.describe():
         print(f"  {line}", flush=True)
-    reweighting = None
     if row.reweighting:
         spec = dict(row.reweighting)
-        reweighting, _ = build_component(registry, "reweighting", spec.pop("name"), spec, set())
+        model.reweighting, _ = build_component(registry, "reweighting", spec.pop("name"), spec, set())
     train = {**TRAIN, **row.train, **({"epochs": max_epochs} if max_epochs else {})}
     config = resolve_settings(train, {}, seed=seed, device=device, dataset=data.name, model=row.model).train
 
@@ -176,7 +175,7 @@ def run_row(name: str, seed: int, device: str, data_root: Path, max_epochs: int 
             print(f"  epoch {event.epoch:4d}: valid R@20 {event.valid['recall@20']:.4f}, test R@20 "
                   f"{event.test['recall@20']:.4f} ({event.seconds:.1f} s){' *' if event.is_best else ''}", flush=True)
 
-    result = fit(model, data, config, reweighting=reweighting, reporter=report)
+    result = fit(model, data, config, report)
     return {"name": name, "seed": seed, **{k: result.test[k] for k in KEYS},
             "best_epoch": result.best_epoch, "epochs": result.epochs_run,
             "epoch_s": float(np.median(result.epoch_seconds)), "eval_s": float(np.median(result.eval_seconds)),

@@ -58,10 +58,9 @@ def run_vector(run: str, registry: Registry, home: DataHome, metric: str, split:
     model_device = next(served.model.parameters()).device
     users, values = evaluate_per_user(served.model.scores, served.data, split=split, ks=(cutoff,),
                                       device=model_device, input_matrix=served.inputs)
-    dataset = served.meta["dataset"]
-    identity = f"{dataset['name']}/{dataset.get('fingerprint', '?')}"
-    return RunVector(served.meta.get("run_id") or run, served.meta["model"]["name"], users,
-                     values[f"{name}@{cutoff}"]), identity
+    meta = served.meta
+    identity = f"{meta.dataset.name}/{meta.dataset.fingerprint}"
+    return RunVector(meta.run_id or run, meta.model.name, users, values[f"{name}@{cutoff}"]), identity
 
 
 def compare_runs(runs: list[str], registry: Registry, home: DataHome, *, metric: str = "recall@20",

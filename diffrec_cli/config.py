@@ -8,13 +8,18 @@ model's constructor when the model is built.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffrec_cli.convert import coerce
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.registry import coerce
+from diffrec_cli.metrics import METRICS
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: tomllib joined the standard library in 3.11; tomli is the same parser
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -26,13 +31,13 @@ class TrainConfig:
     batch_size: int = 400
     epochs: int = 200
     eval_every: int = 5
+    checkpoint_every: int = 0  # epochs between resumable states; 0: at every evaluation
     patience: int = 20  # epochs without a better validation metric before stopping
     metric: str = "recall@20"
     ks: tuple[int, ...] = (10, 20, 50, 100)
     seed: int = 1
     device: str = "auto"
     precision: str = "fp32"
-    reweighting: str = ""  # "": the model's default (none; time-linear for tdiffrec and ltdiffrec)
     callbacks: tuple[str, ...] = ()  # registered callback names that receive every training event
     eval_batch_size: int = 0  # 0: chosen from the item count
 
@@ -43,6 +48,7 @@ class TrainConfig:
             (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
             (self.eval_every > 0, f"eval_every must be positive, got {self.eval_every}"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
             (self.patience > 0, f"patience must be positive, got {self.patience}"),
             (self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
             (len(self.ks) > 0 and min(self.ks) > 0, f"ks must be positive, got {list(self.ks)}"),
@@ -52,7 +58,7 @@ class TrainConfig:
             if not ok:
                 raise DiffrecError(message)
         name, _, k = self.metric.partition("@")
-        if name not in ("recall", "ndcg", "precision", "mrr", "hit") or not k.isdigit() or int(k) not in self.ks:
+        if name not in METRICS or not k.isdigit() or int(k) not in self.ks:
             raise DiffrecError(f"metric must look like recall@20 with K among {list(self.ks)}, got {self.metric!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,27 +70,38 @@ TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    """``key=value`` texts as a dict (dashes in keys read as underscores; values stay text)."""
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise DiffrecError(f"--set expects key=value, got {pair!r}")
+            raise DiffrecError(f"a setting must look like key=value, got {pair!r}")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def load_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The tables of a TOML file as read; ``what`` names the file in errors ("search space file")."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DiffrecError(f"config file {path} not found") from None
+        raise DiffrecError(f"{what} {path} not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DiffrecError(f"config file {path} is not valid TOML: {exc}") from None
+        raise DiffrecError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def flat_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """Settings of a TOML file: top-level keys and the ``[train]`` and ``[model]`` tables, in one dict."""
     flat: dict[str, Any] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     for table in ("train", "model"):
         flat.update(raw.get(table, {}))
     return flat
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML config file (see :func:`flat_settings`)."""
+    return flat_settings(load_toml(path))
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -12,39 +12,37 @@ import torch
 
 from diffrec_cli.data.sparse import InteractionData, dense_rows
 from diffrec_cli.data.store import DataHome
-from diffrec_cli.errors import DiffrecError
-from diffrec_cli.models.build import build_component
+from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
-from diffrec_cli.runs import resolve_run
-from diffrec_cli.training.checkpoint import load_checkpoint
+from diffrec_cli.runs import STATUS_FILE, read_run, resolve_run
+from diffrec_cli.training.checkpoint import CheckpointMeta, load_checkpoint
+from diffrec_cli.training.device import pick_device
 from diffrec_cli.training.evaluate import evaluate
-from diffrec_cli.training.loop import pick_device, training_matrix
 
 
 @dataclass
 class Served:
     model: torch.nn.Module
     data: InteractionData
-    meta: dict[str, Any]
+    meta: CheckpointMeta
     inputs: Any  # the (reweighted) training matrix the model reads as input
+    run_status: str | None = None  # the run's status (runs.read_run) when served from a run folder
 
     @property
     def ks(self) -> list[int]:
-        return list(self.meta.get("train", {}).get("ks", [10, 20, 50, 100]))
+        return self.meta.ks
 
 
 def load_served(run_or_checkpoint: str, registry: Registry, *, home: DataHome, device: str = "cpu") -> Served:
     path = resolve_run(home.runs_dir, run_or_checkpoint)
     loaded = load_checkpoint(path, registry, device=pick_device(device))
-    info = loaded.meta["dataset"]
-    data = home.load(info["name"])
-    if data.fingerprint() != info["fingerprint"]:
-        raise DiffrecError(f"dataset {info['name']!r} has changed since this model was trained "
-                           f"(fingerprint {data.fingerprint()} != {info['fingerprint']})")
-    reweighting_spec = loaded.meta.get("reweighting") or {"name": "none", "config": {}}
-    reweighting, _ = build_component(registry, "reweighting", reweighting_spec["name"], reweighting_spec.get("config", {}),
-                                     set(), wanted_plugin=reweighting_spec.get("plugin"))
-    return Served(loaded.model, data, loaded.meta, training_matrix(data, reweighting))
+    info = loaded.meta.dataset
+    data = home.load(info.name)
+    if data.fingerprint() != info.fingerprint:
+        raise DiffrecError(f"dataset {info.name!r} has changed since this model was trained "
+                           f"(fingerprint {data.fingerprint()} != {info.fingerprint})")
+    status = read_run(path).status if (path / STATUS_FILE).is_file() else None
+    return Served(loaded.model, data, loaded.meta, loaded.model.inputs(data), status)
 
 
 def evaluate_served(served: Served, splits: Iterable[str] = ("valid", "test")) -> dict[str, dict[str, float]]:
@@ -56,16 +54,16 @@ def evaluate_served(served: Served, splits: Iterable[str] = ("valid", "test")) -
 @torch.no_grad()
 def recommend_for_users(model: torch.nn.Module, data: InteractionData, raw_users: Iterable[Any], k: int = 10,
                         inputs: Any = None, batch_size: int = 1024) -> pl.DataFrame:
-    """Top-k unseen items per user, as raw ids. Scores come from the user's training row (the model's
-    input in evaluation too); items seen in any split are never recommended."""
+    """Top-k unseen items per user: columns user, rank, item, score, the ids in the dataset's own type
+    (integer ids stay integers). Scores come from the user's training row (the model's input in evaluation
+    too); items seen in any split are never recommended."""
     if k <= 0:
         raise DiffrecError(f"k must be positive, got {k}")
-    raw_users = list(raw_users)
     rows = np.array([data.user_index(u) for u in raw_users], dtype=np.int64)
     inputs = data.train if inputs is None else inputs
     device = next(model.parameters()).device
     k = min(k, data.n_items)
-    out_user, out_rank, out_item, out_score = [], [], [], []
+    out_rows, out_rank, out_item, out_score = [], [], [], []
     for lo in range(0, len(rows), batch_size):
         chunk = rows[lo:lo + batch_size]
         x = dense_rows(inputs, chunk, device)
@@ -77,9 +75,106 @@ def recommend_for_users(model: torch.nn.Module, data: InteractionData, raw_users
         for j, user_row in enumerate(chunk):
             valid = torch.isfinite(top.values[j])
             items = top.indices[j][valid].cpu().numpy()
-            out_user += [raw_users[lo + j]] * len(items)
-            out_rank += list(range(1, len(items) + 1))
-            out_item += data.item_ids[items].tolist()
-            out_score += top.values[j][valid].cpu().tolist()
-    return pl.DataFrame({"user": [str(u) for u in out_user], "rank": out_rank, "item": [str(i) for i in out_item],
-                         "score": out_score})
+            out_rows.append(np.full(len(items), user_row))
+            out_rank.append(np.arange(1, len(items) + 1))
+            out_item.append(items)
+            out_score.append(top.values[j][valid].cpu().numpy())
+    return pl.DataFrame({"user": id_column(data.user_ids[_joined(out_rows, np.int64)]),
+                         "rank": _joined(out_rank, np.int64),
+                         "item": id_column(data.item_ids[_joined(out_item, np.int64)]),
+                         "score": _joined(out_score, np.float64)})
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+
+def id_column(ids: np.ndarray) -> pl.Series:
+    """Raw ids as a column: integers as Int64, anything else as text (also when there are none)."""
+    if ids.dtype.kind in "iu":
+        return pl.Series(ids.astype(np.int64))
+    return pl.Series([str(v) for v in ids.tolist()], dtype=pl.String)
+
+
+# ----- users the dataset does not know ----------------------------------------------------------------
+COLD_START = ("popular",)  # what unknown users can be given instead of an error
+
+
+@dataclass
+class Recommendations:
+    """Top-k rows (user, rank, item, score) in the order the users were given, and the unknown users.
+
+    ``unknown`` lists the users the dataset does not know: left out (``skip_unknown``) or given the most
+    popular items (``cold_start="popular"``, their scores being the items' training-interaction counts).
+    """
+
+    frame: pl.DataFrame
+    unknown: list[Any] = field(default_factory=list)
+
+
+def unknown_users(data: InteractionData, raw_users: Iterable[Any]) -> list[Any]:
+    """The users of ``raw_users`` (as given) that ``data`` has no row for, in order, without repeats."""
+    missing: dict[str, Any] = {}
+    for user in raw_users:
+        try:
+            data.user_index(user)
+        except DiffrecError:
+            missing.setdefault(str(user), user)
+    return list(missing.values())
+
+
+def recommend(model: torch.nn.Module, data: InteractionData, raw_users: Iterable[Any], k: int = 10, *,
+              inputs: Any = None, skip_unknown: bool = False, cold_start: str | None = None) -> Recommendations:
+    """:func:`recommend_for_users` for a list that may hold users the dataset does not know.
+
+    Unknown users are an error unless ``skip_unknown`` (they get no rows) or ``cold_start="popular"`` (they
+    get the ``k`` items with the most training interactions).
+    """
+    if cold_start is not None and cold_start not in COLD_START:
+        raise DiffrecError(f"cold start must be one of {', '.join(COLD_START)}, got {cold_start!r}")
+    if skip_unknown and cold_start is not None:
+        raise DiffrecError("unknown users are either skipped or given popular items, not both")
+    raw_users = list(raw_users)
+    missing = unknown_users(data, raw_users)
+    if missing and not skip_unknown and cold_start is None:
+        shown = ", ".join(repr(str(u)) for u in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        what = f"unknown user id {shown}" if len(missing) == 1 else f"{len(missing)} unknown user ids ({shown})"
+        raise DiffrecError(f"{what} in dataset {data.name!r}",
+                           hint=Hint(options=("skip_unknown", "cold_start"),
+                                     purpose="leave them out or give them the most popular items"))
+    unknown = {str(u) for u in missing}
+    known = [u for u in raw_users if str(u) not in unknown]
+    if cold_start is None or not missing:
+        return Recommendations(recommend_for_users(model, data, known, k=k, inputs=inputs), missing)
+    frame = recommend_for_users(model, data, list(dict.fromkeys(known)), k=k, inputs=inputs)
+    blocks = {str(u): popular_for_users(data, [u], k) for u in missing}
+    if any(block["user"].dtype != frame["user"].dtype for block in blocks.values()):
+        # an unknown id that is not of the dataset's id type (text among integer ids): all ids as text
+        frame = frame.with_columns(pl.col("user").cast(pl.String))
+        blocks = {u: block.with_columns(pl.col("user").cast(pl.String)) for u, block in blocks.items()}
+    for key, block in frame.partition_by("user", as_dict=True, maintain_order=True).items():
+        blocks[str(key[0])] = block
+    # each user's block in the order the users were given
+    return Recommendations(pl.concat([blocks[str(u)] for u in raw_users if str(u) in blocks]), missing)
+
+
+def popular_for_users(data: InteractionData, raw_users: Iterable[Any], k: int = 10) -> pl.DataFrame:
+    """The ``k`` items with the most training interactions (ties: the lower item index), the same list for
+    each user, scored by that count; the rows look like :func:`recommend_for_users`'s."""
+    counts = data.train.getnnz(axis=0)
+    top = np.argsort(-counts, kind="stable")[:min(k, data.n_items)]
+    users = list(raw_users)
+    return pl.DataFrame({"user": _raw_ids(np.repeat(np.array(users, dtype=object), len(top)), data.user_ids),
+                         "rank": np.tile(np.arange(1, len(top) + 1, dtype=np.int64), len(users)),
+                         "item": id_column(data.item_ids[np.tile(top, len(users))]),
+                         "score": np.tile(counts[top].astype(np.float64), len(users))})
+
+
+def _raw_ids(values: np.ndarray, like: np.ndarray) -> pl.Series:
+    """Ids given as text, as integers where the dataset's ids are integers and the text reads as one."""
+    if like.dtype.kind in "iu":
+        try:
+            return pl.Series(values.astype(np.int64))
+        except (TypeError, ValueError):
+            pass
+    return pl.Series([str(v) for v in values], dtype=pl.String)

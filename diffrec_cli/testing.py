@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from diffrec_cli.data.store import DataHome
-from diffrec_cli.runs import list_runs
+from diffrec_cli.runs import read_runs
 
 
 @dataclass
@@ -42,8 +42,8 @@ def train_and_reload(model: str, home: str | Path, *, dataset: str = "demo", epo
     if done.returncode != 0:
         raise AssertionError(f"diffrec train --model {model} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     runs_dir = DataHome(home).runs_dir
-    (run,) = [r for r in list_runs(runs_dir) if r["config"]["model"] == model]
-    done = _diffrec("eval", run["id"], "--json", home=home, timeout=timeout)
+    (run,) = [r for r in read_runs(runs_dir) if r.model == model]
+    done = _diffrec("eval", run.id, "--json", home=home, timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(f"diffrec eval of {model} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return ReloadCheck(runs_dir / run["id"], run["final"], json.loads(done.stdout))
+    return ReloadCheck(run.path, run.final or {}, json.loads(done.stdout))

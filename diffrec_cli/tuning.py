@@ -18,21 +18,21 @@ import itertools
 import json
 import math
 import random
-import re
-import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from diffrec_cli.atomic import write_json
-from diffrec_cli.config import Settings, read_toml, resolve_settings
+from diffrec_cli.atomic import jsonable as _jsonable, write_json
+from diffrec_cli.config import Settings, flat_settings, load_toml, resolve_settings
 from diffrec_cli.data.store import DataHome
-from diffrec_cli.errors import DiffrecError
+from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
+from diffrec_cli.runs import RESUME_DIR, new_run_id
 from diffrec_cli.training.events import Reporter, silent
 
 RANGE_KINDS = ("loguniform", "uniform", "int")
+TUNE_FILE = "tune.json"  # HOME/tunes/TUNE_ID/tune.json: the search, rewritten after every trial
 DEFAULT_RANDOM_TRIALS = 20
 
 
@@ -69,8 +69,8 @@ class SearchSpace:
 
     def grid(self) -> Iterator[dict[str, Any]]:
         if self.ranges:
-            raise DiffrecError(f"grid search needs lists of choices; {next(iter(self.ranges))!r} is a range "
-                               f"(use --strategy random)")
+            raise DiffrecError(f"grid search needs lists of choices; {next(iter(self.ranges))!r} is a range",
+                               hint=Hint(options=("strategy",), value="random"))
         names = list(self.choices)
         for values in itertools.product(*(self.choices[n] for n in names)):
             yield dict(zip(names, values))
@@ -116,28 +116,20 @@ class SearchSpace:
 
 def read_space_file(path: str | Path) -> tuple[SearchSpace, dict[str, Any]]:
     """A TOML file with a ``[search]`` table (the space) and fixed settings anywhere else."""
-    import tomllib
-
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DiffrecError(f"search space file {path} not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DiffrecError(f"search space file {path} is not valid TOML: {exc}") from None
+    raw = load_toml(path, "search space file")
     search = raw.get("search")
     if not isinstance(search, dict) or not search:
         raise DiffrecError(f"search space file {path} needs a non-empty [search] table")
-    fixed = {k: v for k, v in read_toml(path).items() if k != "search"}
+    fixed = {k: v for k, v in flat_settings(raw).items() if k != "search"}
     return SearchSpace.from_dict(search), fixed
 
 
 def default_space(registry: Registry, model: str) -> SearchSpace:
     """The model's declared ``search_space`` (for the paper's models: its §4.1.3 scopes)."""
-    cls = registry.get("model", model).cls
-    space = getattr(cls, "search_space", None)
+    space = registry.get("model", model).cls.search_space
     if not space:
-        raise DiffrecError(f"model {model!r} declares no default search space; give one with --space FILE.toml")
+        raise DiffrecError(f"model {model!r} declares no default search space",
+                           hint=Hint(options=("space",), value="FILE.toml", purpose="give one"))
     return SearchSpace.from_dict(dict(space))
 
 
@@ -173,27 +165,6 @@ def plan_trials(space: SearchSpace, strategy: str = "auto", max_trials: int | No
         seen.add(key)
         points.append(point)
     return strategy, points
-
-
-def parse_duration(text: str | float | int | None) -> float | None:
-    """Seconds from ``90``, ``90s``, ``15m``, ``2h`` or ``1h30m``; None stays None."""
-    if text is None:
-        return None
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        raw = text.strip().lower()
-        try:
-            seconds = float(raw)
-        except ValueError:
-            parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", raw)
-            if not raw or parts is None:
-                raise DiffrecError(f"cannot read {text!r} as a duration (e.g. 600, 90s, 15m, 2h)") from None
-            h, m, s = (float(p) if p else 0.0 for p in parts.groups())
-            seconds = 3600 * h + 60 * m + s
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise DiffrecError(f"a timeout must be a positive number of seconds, got {text!r}")
-    return seconds
 
 
 # ----- events --------------------------------------------------------------------------------------
@@ -273,6 +244,16 @@ class TuneResult:
         ranked = self.ranked
         return ranked[0] if ranked else None
 
+    @classmethod
+    def from_dict(cls, raw: Any, path: Path) -> "TuneResult":
+        """A summary written by :meth:`to_dict` (for ``--resume``); a DiffrecError when it is not one."""
+        try:
+            trials = [Trial(**{k: v for k, v in t.items() if k in Trial.__dataclass_fields__}) for t in raw["trials"]]
+            return cls(str(raw["tune_id"]), path, str(raw["model"]), str(raw["dataset"]), str(raw["strategy"]),
+                       str(raw["metric"]), dict(raw["fixed"]), dict(raw["space"]), trials, float(raw["seconds"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DiffrecError(f"{path / TUNE_FILE} is not a search summary ({type(exc).__name__}: {exc})") from None
+
     def to_dict(self) -> dict[str, Any]:
         best = self.best
         return {"tune_id": self.tune_id, "model": self.model, "dataset": self.dataset, "strategy": self.strategy,
@@ -280,10 +261,6 @@ class TuneResult:
                 "fixed": self.fixed, "space": self.space, "seconds": self.seconds, "timed_out": self.timed_out,
                 "interrupted": self.interrupted,
                 "selected": best.number if best else None, "trials": [asdict(t) for t in self.trials]}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space: SearchSpace | None = None,
@@ -296,68 +273,120 @@ def tune(model: str, dataset: str, registry: Registry, *, home: DataHome, space:
     starting trials once it has passed and stops the running one at the deadline; a stopped trial's best
     evaluation so far still counts. Results go to ``HOME/tunes/TUNE_ID/tune.json`` after every trial.
     """
-    from diffrec_cli.training.loop import train
-
     space = space or default_space(registry, model)
-    fixed = dict(fixed or {})
-    for key in ("model", "dataset"):
-        fixed.pop(key, None)
+    fixed = {key: value for key, value in (fixed or {}).items() if key not in ("model", "dataset")}
     strategy, points = plan_trials(space, strategy, max_trials, seed)
     base = resolve_settings(fixed, {}, model=model, dataset=dataset)  # validates the fixed settings early
     registry.get("model", model)
     home.load(dataset)  # fail before any trial when the dataset is missing
-    metric = base.train.metric
-    tune_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{dataset}-{secrets.token_hex(2)}"
+    tune_id = new_run_id(model, dataset)
     folder = home.root / "tunes" / tune_id
     folder.mkdir(parents=True, exist_ok=True)
-    result = TuneResult(tune_id, folder, model, dataset, strategy, metric, _jsonable(fixed),
+    result = TuneResult(tune_id, folder, model, dataset, strategy, base.train.metric, _jsonable(fixed),
                         _jsonable(space.to_dict()), [Trial(i + 1, _jsonable(p)) for i, p in enumerate(points)])
-    started = time.perf_counter()
+    reporter(TuneStarted(tune_id, model, dataset, strategy, len(points), result.metric, space.names))
+    return _search(result, registry, home, timeout, reporter, should_stop)
+
+
+def resume_tune(tune_id: str, registry: Registry, *, home: DataHome, timeout: float | None = None,
+                reporter: Reporter = silent, should_stop: Callable[[], bool] = lambda: False) -> TuneResult:
+    """Continue a search: finished and failed trials stay as they are, the interrupted trial resumes from its
+    run's resumable state (or starts again when it has none) and the trials not run yet run."""
+    folder = home.root / "tunes" / tune_id
+    matches = [folder] if folder.is_dir() else sorted((home.root / "tunes").glob(f"{tune_id}*"))
+    if len(matches) != 1:
+        raise DiffrecError(f"no single search {tune_id!r} in {home.root / 'tunes'} ({len(matches)} match)")
+    try:
+        raw = json.loads((matches[0] / TUNE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DiffrecError(f"cannot read {matches[0] / TUNE_FILE}: {exc}") from None
+    result = TuneResult.from_dict(raw, matches[0])
+    result.interrupted, result.timed_out = False, False
+    reporter(TuneStarted(result.tune_id, result.model, result.dataset, result.strategy, len(result.trials),
+                         result.metric, list(result.space)))
+    return _search(result, registry, home, timeout, reporter, should_stop)
+
+
+def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: float | None, reporter: Reporter,
+            should_stop: Callable[[], bool]) -> TuneResult:
+    started, done_before = time.perf_counter(), result.seconds
     deadline = None if timeout is None else started + timeout
 
     def out_of_time() -> bool:
         return deadline is not None and time.perf_counter() >= deadline
 
-    reporter(TuneStarted(tune_id, model, dataset, strategy, len(points), metric, space.names))
-    write_json(folder / "tune.json", result.to_dict())
+    def stop_trial() -> bool:
+        return out_of_time() or should_stop()
+
+    def save() -> None:
+        result.seconds = done_before + time.perf_counter() - started
+        write_json(result.path / TUNE_FILE, result.to_dict())
+
+    save()
     try:
-        for trial, point in zip(result.trials, points):
-            if result.interrupted or out_of_time() or should_stop():
+        for trial in result.trials:
+            if trial.status in ("finished", "failed"):
+                continue
+            if result.interrupted or stop_trial():
                 result.timed_out = out_of_time()
                 trial.status = "skipped"
                 continue
-            reporter(TrialStarted(trial.number, len(points), trial.params))
+            reporter(TrialStarted(trial.number, len(result.trials), trial.params))
             tick = time.perf_counter()
-            try:
-                settings: Settings = resolve_settings(fixed, point, model=model, dataset=dataset)
-                outcome = train(settings, registry, home=home, reporter=reporter,
-                                should_stop=lambda: out_of_time() or should_stop())
-            except DiffrecError as exc:
-                trial.status, trial.error = "failed", str(exc)
-            except KeyboardInterrupt:  # Ctrl-C before the trial's training loop began
-                trial.status, result.interrupted = "stopped", True
-            except Exception as exc:  # a diverging trial must not end the search
-                trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
-            else:
-                fit = outcome.result
-                trial.status = "stopped" if fit.interrupted else "finished"
-                # fit() turns Ctrl-C into an interrupted result; unless the deadline or the caller stopped the
-                # trial, that was the user, and it ends the whole search as it would a single run
-                result.interrupted = fit.interrupted and not (out_of_time() or should_stop())
-                trial.run_id, trial.run_path = outcome.run.id, str(outcome.run.path)
-                trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
-                trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
-                trial.parameters = outcome.model.parameter_count()
-            trial.seconds = time.perf_counter() - tick
-            result.seconds = time.perf_counter() - started
-            write_json(folder / "tune.json", result.to_dict())
-            reporter(TrialFinished(trial, len(points), result.best))
+            result.interrupted = _run_trial(trial, result, registry, home, reporter, stop_trial, save)
+            trial.seconds += time.perf_counter() - tick
+            save()
+            reporter(TrialFinished(trial, len(result.trials), result.best))
     finally:
-        result.seconds = time.perf_counter() - started
         result.timed_out = result.timed_out or out_of_time()
-        write_json(folder / "tune.json", result.to_dict())
-    if result.best is None:
-        errors = [t.error for t in result.trials if t.error]
-        raise DiffrecError("no trial produced a validation score" + (f"; first error: {errors[0]}" if errors else ""))
+        save()
+    _require_a_score(result)
     reporter(TuneFinished(result))
     return result
+
+
+def _require_a_score(result: TuneResult) -> None:
+    if result.best is None:
+        if result.interrupted:  # Ctrl-C before any trial scored: nothing to report, the caller was stopped
+            raise KeyboardInterrupt
+        errors = [t.error for t in result.trials if t.error]
+        raise DiffrecError("no trial produced a validation score" + (f"; first error: {errors[0]}" if errors else ""))
+
+
+def _run_trial(trial: Trial, result: TuneResult, registry: Registry, home: DataHome, reporter: Reporter,
+               stop: Callable[[], bool], save: Callable[[], None]) -> bool:
+    """Train (or resume) one trial and fill ``trial`` in; True when the user pressed Ctrl-C, which ends the
+    whole search."""
+    from diffrec_cli.training.events import TrainingStarted
+    from diffrec_cli.training.job import resume_training, train
+
+    def report(event: Any) -> None:
+        if isinstance(event, TrainingStarted):  # the run exists now: a later --resume can find it
+            trial.run_id, trial.status = event.run_id, "running"
+            save()
+        reporter(event)
+
+    try:
+        if trial.run_id and (home.runs_dir / trial.run_id / RESUME_DIR).is_dir():
+            outcome = resume_training(trial.run_id, registry, home=home, reporter=report, should_stop=stop)
+        else:
+            settings = resolve_settings(result.fixed, trial.params, model=result.model, dataset=result.dataset)
+            outcome = train(settings, registry, home=home, reporter=report, should_stop=stop)
+    except DiffrecError as exc:
+        trial.status, trial.error = "failed", str(exc)
+    except KeyboardInterrupt:  # Ctrl-C before the trial's training loop began
+        trial.status = "stopped"
+        return True
+    except Exception as exc:  # a diverging trial must not end the search
+        trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        fit = outcome.result
+        trial.status = "stopped" if fit.interrupted else "finished"
+        trial.run_id, trial.run_path = outcome.run.id, str(outcome.run.path)
+        trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
+        trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
+        trial.parameters = outcome.model.parameter_count()
+        # fit() turns Ctrl-C into an interrupted result; unless the deadline or the caller stopped the
+        # trial, that was the user, and it ends the whole search as it would a single run
+        return fit.interrupted and not stop()
+    return False

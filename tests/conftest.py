@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
+from diffrec_cli.contract import tiny_dataset as make_tiny  # the contract checks' dataset, shared by the suite
+from diffrec_cli.data.sparse import InteractionData
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.plugins import reset_plugins
 
@@ -24,31 +24,6 @@ def _fresh_plugins(monkeypatch):
     reset_plugins()
     yield
     reset_plugins()
-
-
-def make_tiny(name: str = "tiny", n_users: int = 40, n_items: int = 30, seed: int = 0) -> InteractionData:
-    """Users prefer one of three item blocks; every user has items in all three splits."""
-    rng = np.random.default_rng(seed)
-    users, items = [], []
-    for u in range(n_users):
-        block = u % 3
-        pool = np.arange(block * 10, block * 10 + 10) % n_items
-        chosen = rng.choice(pool, size=8, replace=False)
-        users += [u] * 8
-        items += chosen.tolist()
-    users, items = np.array(users), np.array(items)
-    per_user = np.arange(len(users)) % 8
-    shape = (n_users, n_items)
-    tr, va, te = per_user < 5, (per_user >= 5) & (per_user < 7), per_user == 7
-    return InteractionData(
-        name=name,
-        train=csr_from_pairs(users[tr], items[tr], shape),
-        valid=csr_from_pairs(users[va], items[va], shape),
-        test=csr_from_pairs(users[te], items[te], shape),
-        user_ids=np.array([f"u{i}" for i in range(n_users)]),
-        item_ids=np.array([f"i{i}" for i in range(n_items)]),
-        train_order=None,
-    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from diffrec_cli.cli.app import app
 from diffrec_cli.config import resolve_settings
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.plugins import load_plugins
-from diffrec_cli.training.loop import train
+from diffrec_cli.training.job import train
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -152,7 +152,7 @@ def _fast_sets():
         (["--dataset", "tiny", "--model", "nope"], ["unknown model 'nope'", "diffrec"]),
         (["--dataset", "tiny", "--set", "bogus=1"], ["unknown setting 'bogus'"]),
         (["--dataset", "tiny", "--set", "epochs=many"], ["epochs", "'many'"]),
-        (["--dataset", "tiny", "--set", "novalue"], ["--set expects key=value"]),
+        (["--dataset", "tiny", "--set", "novalue"], ["a setting must look like key=value, got 'novalue'"]),
         (["--dataset", "tiny", "--set", "dims=[0]"], ["dims"]),
         (["--dataset", "tiny", "--set", "metric=recall@7"], ["metric"]),
     ],

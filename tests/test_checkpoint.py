@@ -19,7 +19,7 @@ from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import load_plugins
 from diffrec_cli.serve import load_served
 from diffrec_cli.training.checkpoint import META, WEIGHTS, load_checkpoint, resolve_checkpoint
-from diffrec_cli.training.loop import train
+from diffrec_cli.training.job import train
 
 
 @pytest.fixture(scope="module")

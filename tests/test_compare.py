@@ -14,7 +14,7 @@ from conftest import FAST_MODEL, FAST_TRAIN, make_tiny
 from diffrec_cli.cli.app import app
 from diffrec_cli.comparison import parse_metric
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.runs import list_runs
+from diffrec_cli.runs import read_runs
 from diffrec_cli.training.evaluate import evaluate, evaluate_per_user
 
 
@@ -68,7 +68,7 @@ def two_runs(tiny_home):
     for seed in (1, 2):
         result = _cli("train", "--dataset", "tiny", "--quiet", "--no-live", "--seed", seed, *sets)
         assert result.exit_code == 0, result.output
-    return tiny_home, [r["id"] for r in list_runs(tiny_home.runs_dir)]
+    return tiny_home, [r.id for r in read_runs(tiny_home.runs_dir)]
 
 
 def test_compare_json_matches_scipy_on_the_runs_vectors(two_runs):
@@ -77,7 +77,7 @@ def test_compare_json_matches_scipy_on_the_runs_vectors(two_runs):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert (out["metric"], out["split"], out["dataset"], out["users"]) == ("ndcg@10", "test", "tiny", 40)
-    finals = {r["id"]: r["final"] for r in list_runs(home.runs_dir)}
+    finals = {r.id: r.final for r in read_runs(home.runs_dir)}
     for run in out["runs"]:
         assert run["mean"] == pytest.approx(finals[run["run"]]["test"]["ndcg@10"], abs=1e-6)
     (pair,) = out["pairs"]
@@ -121,6 +121,6 @@ def test_runs_on_different_datasets_are_refused(two_runs, tiny_home):
     tiny_home.save(other)
     sets = [arg for k, v in {**FAST_MODEL, **FAST_TRAIN}.items() for arg in ("--set", f"{k}={v}")]
     assert _cli("train", "--dataset", "other", "--quiet", "--no-live", *sets).exit_code == 0
-    runs = [r["id"] for r in list_runs(tiny_home.runs_dir)]
+    runs = [r.id for r in read_runs(tiny_home.runs_dir)]
     result = _cli("compare", *runs)
     assert result.exit_code == 2 and "different datasets" in result.output

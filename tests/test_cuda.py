@@ -32,7 +32,7 @@ KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 def _build(name, data):
     registry = get_registry()
-    settings = dict(getattr(registry.get("model", name).cls, "test_settings", {}))
+    settings = dict(registry.get("model", name).cls.test_settings)
     torch.manual_seed(0)
     return registry, *build_model(registry, name, settings, n_users=data.n_users, n_items=data.n_items, data=data)
 

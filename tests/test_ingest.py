@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from diffrec_cli.cli.app import app
-from diffrec_cli.data.ingest import detect_format, log_from_frame, read_log
+from diffrec_cli.data.formats import detect_format
+from diffrec_cli.data.ingest import log_from_frame, read_log
 from diffrec_cli.errors import DiffrecError
 from test_bad_input import fails_cleanly
 
@@ -140,8 +141,10 @@ GOOD = "user,item,rating,time\nu1,i1,5,10\nu2,i2,4,11\n"
     ("", [], ["is empty"]),
     ("user,item,rating,time\n", [], ["has no rows"]),
     ("who,what\nu1,i1\n", [], ["no user column found", "'who'", "--user"]),
-    (GOOD, ["--user", "uid"], ["no column 'uid' for --user", "'user'"]),
-    (GOOD, ["--rating", "stars"], ["no column 'stars' for --rating"]),
+    (GOOD, ["--user", "uid"], [": no column 'uid' for the user ids (columns: 'user', 'item', 'rating', 'time'); "
+                               "use --user to name one of these columns"]),
+    (GOOD, ["--rating", "stars"], [": no column 'stars' for the ratings (columns: 'user', 'item', 'rating', "
+                                   "'time'); use --rating to name one of these columns"]),
     ("user,item,rating,time\nu1,i1,5,10\nu2,i2,great,11\n", [], ["line 3", "rating 'great'", "column 'rating'",
                                                                 "not a number"]),
     ("user,item,rating,time\nu1,i1,5,10\nu2,i2,4,soon\n", [], ["line 3", "timestamp 'soon'", "column 'time'"]),

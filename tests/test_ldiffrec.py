@@ -22,8 +22,8 @@ from diffrec_cli.models.kmeans import kmeans, svd_item_factors
 from diffrec_cli.models.ldiffrec import proportional_sizes
 from diffrec_cli.plugins import get_registry
 from diffrec_cli.serve import evaluate_served, load_served
-from diffrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
-from diffrec_cli.training.loop import train
+from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, load_checkpoint, save_checkpoint
+from diffrec_cli.training.job import train
 
 SMALL = {"latent_size": 12, "denoiser_dims": [16], "emb_size": 4, "steps": 5}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -108,7 +108,7 @@ def test_one_cluster_is_no_clustering():
     torch.manual_seed(0)
     model, spec = build_model(get_registry(), "ldiffrec", {**SMALL, "n_clusters": 1}, n_users=data.n_users,
                               n_items=data.n_items)
-    assert spec["config"]["cluster_sizes"] == [data.n_items]
+    assert spec.config["cluster_sizes"] == [data.n_items]
     torch.testing.assert_close(model.item_order, torch.arange(data.n_items), rtol=0, atol=0)
     assert len(model.encoder_inputs) == 1 and model.latent_sizes == [12]
     model.eval()
@@ -230,7 +230,7 @@ def test_checkpoint_round_trip_restores_the_clustering_without_the_data(tmp_path
     model, spec = build(data, n_clusters=2, latent_size=4, decoder_dims=[6])
     model.eval()
     x = dense_rows(data.train, np.arange(4))
-    save_checkpoint(tmp_path, model, {"model": spec, "dataset": {"name": "hand", "n_users": 4, "n_items": 6}})
+    save_checkpoint(tmp_path, model, CheckpointMeta(spec, DatasetRef("hand", n_users=4, n_items=6)))
     loaded = load_checkpoint(tmp_path, get_registry()).model  # no dataset, no embeddings, no k-means
     assert loaded.cluster_source == "restored from a checkpoint"
     assert loaded.item_order.tolist() == [0, 3, 4, 1, 2, 5] and loaded.cluster_sizes == [3, 3]
@@ -261,7 +261,7 @@ def test_lt_diffrec_is_l_diffrec_on_time_weighted_input(tmp_path):
         settings = resolve_settings({}, {**FAST, **sets}, model=model, dataset="tiny", device="cpu")
         outcomes[label] = train(settings, registry, home=home)
     lt, l_t, plain = outcomes["LT"], outcomes["L+T"], outcomes["L"]
-    assert lt.spec["config"] == l_t.spec["config"]
+    assert lt.spec.config == l_t.spec.config
     for key, value in lt.model.state_dict().items():
         assert torch.equal(value, l_t.model.state_dict()[key]), key
     assert lt.result.test == l_t.result.test
@@ -270,7 +270,7 @@ def test_lt_diffrec_is_l_diffrec_on_time_weighted_input(tmp_path):
     assert set(plain.inputs.data.tolist()) == {1.0}
     # checkpoint round trip: the served model reads the same reweighted input and scores the same
     served = load_served(lt.run.id, registry, home=home)
-    assert served.meta["model"]["name"] == "ltdiffrec" and served.meta["reweighting"]["name"] == "time-linear"
+    assert served.meta.model.name == "ltdiffrec" and served.meta.model.reweighting.name == "time-linear"
     np.testing.assert_array_equal(served.inputs.data, lt.inputs.data)
     x = dense_rows(served.inputs, np.arange(5))
     assert torch.equal(served.model.scores(None, x), lt.model.scores(None, x))

@@ -20,7 +20,7 @@ from diffrec_cli.diffusion.schedules import LinearSchedule, LinearVarianceSchedu
 from diffrec_cli.errors import PluginMissingError
 from diffrec_cli.hookspecs import hookimpl
 from diffrec_cli.plugins import get_plugins, load_plugins
-from diffrec_cli.training.loop import train
+from diffrec_cli.training.job import train
 
 runner = CliRunner()
 
@@ -158,8 +158,8 @@ def test_checkpoint_with_plugin_schedule_reloads_in_a_fresh_process(tiny_home):
     settings = resolve_settings({}, {**FAST_MODEL, **FAST_TRAIN, "schedule": "cosine", "scale": "0.01"},
                                 dataset="tiny")
     outcome = train(settings, get_plugins().registry, home=tiny_home)
-    schedule = outcome.spec["components"]["schedule"]
-    assert (schedule["name"], schedule["plugin"]) == ("cosine", "example")
+    schedule = outcome.spec.components["schedule"]
+    assert (schedule.name, schedule.plugin) == ("cosine", "example")
     run_id = outcome.run.id
 
     result = cli("eval", run_id, "--json")

@@ -16,7 +16,8 @@ from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import get_registry
 from diffrec_cli.serve import load_served
-from diffrec_cli.training.loop import train, training_matrix
+from diffrec_cli.data.reweighting import reweighted_matrix
+from diffrec_cli.training.job import train
 
 TINY = {"dims": "[8]", "steps": "3", "emb_size": "2", "epochs": "1", "eval_every": "1", "batch_size": "8"}
 
@@ -64,11 +65,11 @@ def row_values(matrix, user: int) -> dict[int, float]:
 
 def test_training_matrix_follows_the_stored_chronological_order(tmp_path):
     data = import_split_folder(write_ordered_split(tmp_path / "split"), "ordered")
-    matrix = training_matrix(data, TimeLinearReweighting(w_min=0.1))
+    matrix = reweighted_matrix(data.train, data.train_order, TimeLinearReweighting(w_min=0.1))
     assert row_values(matrix, 0) == {5: 0.1, 2: 0.55, 7: 1.0}
     assert row_values(matrix, 1) == {1: 0.1, 3: 0.55, 9: 1.0}  # items 1, 3, 9 in that order
     # w_min = 0: the oldest interaction leaves the input instead of being stored as an explicit 0
-    zero = training_matrix(data, TimeLinearReweighting(w_min=0.0))
+    zero = reweighted_matrix(data.train, data.train_order, TimeLinearReweighting(w_min=0.0))
     assert row_values(zero, 0) == {2: 0.5, 7: 1.0} and zero.nnz == data.train.nnz - 3  # one per user
     # the binary matrix (masks, ground truth) is untouched
     assert set(data.train.data.tolist()) == {1.0}

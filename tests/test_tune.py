@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from diffrec_cli.cli.app import app
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.plugins import get_registry
-from diffrec_cli.runs import list_runs
+from diffrec_cli.runs import read_runs
 from diffrec_cli.training.events import Evaluated
-from diffrec_cli.tuning import (SearchSpace, Trial, TuneResult, default_space, parse_duration, plan_trials,
+from diffrec_cli.convert import parse_duration
+from diffrec_cli.tuning import (SearchSpace, Trial, TuneResult, default_space, plan_trials,
                                 read_space_file, tune)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -55,8 +56,9 @@ def test_plan_trials_grid_random_auto():
     assert plan_trials(space, "grid", max_trials=2)[1] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}]
     assert plan_trials(space, "random", max_trials=4, seed=3) == plan_trials(space, "random", max_trials=4, seed=3)
     ranged = SearchSpace.from_dict({"lr": {"loguniform": [1e-5, 1e-2]}, "n": {"int": [1, 3]}})
-    with pytest.raises(DiffrecError, match="random"):
+    with pytest.raises(DiffrecError, match="'lr' is a range") as refused:
         plan_trials(ranged, "grid")
+    assert (refused.value.hint.options, refused.value.hint.value) == (("strategy",), "random")
     _, points = plan_trials(ranged, "auto", max_trials=30)
     assert all(1e-5 <= p["lr"] <= 1e-2 and p["n"] in (1, 2, 3) for p in points)
     rng = random.Random(0)
@@ -110,11 +112,11 @@ def test_tune_cli_runs_a_four_trial_grid(tiny_home, tmp_path, monkeypatch):
     assert summary["selected"] == best
     assert f"selected trial {best} " in out
     # every trial is an ordinary run; the selected one is browsable like any other
-    runs = {r["id"]: r for r in list_runs(tiny_home.runs_dir)}
-    assert len(runs) == 4 and all(r["status"] == "finished" for r in runs.values())
+    runs = {r.id: r for r in read_runs(tiny_home.runs_dir)}
+    assert len(runs) == 4 and all(r.status == "finished" and r.problems == [] for r in runs.values())
     chosen = summary["trials"][best - 1]
-    assert runs[chosen["run_id"]]["final"]["valid"]["recall@20"] == pytest.approx(scores[best])
-    assert runs[chosen["run_id"]]["config"]["model_spec"]["config"]["dims"] == chosen["params"]["dims"]
+    assert runs[chosen["run_id"]].final["valid"]["recall@20"] == pytest.approx(scores[best])
+    assert runs[chosen["run_id"]].config["model_spec"]["config"]["dims"] == chosen["params"]["dims"]
     evaluated = CliRunner().invoke(app, ["eval", chosen["run_id"], "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["valid"]["recall@20"] == pytest.approx(scores[best], abs=1e-9)

@@ -1,32 +1,28 @@
-"""The built-in components, registered through the same hooks any third-party plugin uses."""
+"""The built-in components, registered through the same hooks any third-party plugin uses.
+
+Each is registered by import path, so loading the plugins (every command does) imports no model code and
+no torch; a class is imported when a command first builds or inspects it.
+"""
 
 from diffrec_cli.hookspecs import hookimpl
 
 
 @hookimpl
 def register_models(register):
-    from diffrec_cli.models.diffrec import DiffRec
-    from diffrec_cli.models.ldiffrec import LDiffRec
-    from diffrec_cli.models.temporal import LTDiffRec, TDiffRec
-
-    register(DiffRec, name="diffrec")
-    register(TDiffRec, name="tdiffrec")
-    register(LDiffRec, name="ldiffrec")
-    register(LTDiffRec, name="ltdiffrec")
+    register("diffrec", "diffrec_cli.models.diffrec:DiffRec")
+    register("tdiffrec", "diffrec_cli.models.temporal:TDiffRec")
+    register("ldiffrec", "diffrec_cli.models.ldiffrec:LDiffRec")
+    register("ltdiffrec", "diffrec_cli.models.temporal:LTDiffRec")
 
 
 @hookimpl
 def register_noise_schedules(register):
-    from diffrec_cli.diffusion.schedules import BinomialSchedule, LinearSchedule, LinearVarianceSchedule
-
-    register(LinearVarianceSchedule, name="linear-var")
-    register(LinearSchedule, name="linear")
-    register(BinomialSchedule, name="binomial")
+    register("linear-var", "diffrec_cli.diffusion.schedules:LinearVarianceSchedule")
+    register("linear", "diffrec_cli.diffusion.schedules:LinearSchedule")
+    register("binomial", "diffrec_cli.diffusion.schedules:BinomialSchedule")
 
 
 @hookimpl
 def register_reweightings(register):
-    from diffrec_cli.data.reweighting import NoReweighting, TimeLinearReweighting
-
-    register(NoReweighting, name="none")
-    register(TimeLinearReweighting, name="time-linear")
+    register("none", "diffrec_cli.data.reweighting:NoReweighting")
+    register("time-linear", "diffrec_cli.data.reweighting:TimeLinearReweighting")

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from diffrec_cli import __version__
 from diffrec_cli.cli import dashboard, data, plugins_cmd, serve, train
-from diffrec_cli.cli import compare, embeddings, tune
+from diffrec_cli.cli import compare, embeddings, runs_cmd, tune
 
 app = typer.Typer(
     name="diffrec",
     help="Train, evaluate and serve diffusion recommender models (DiffRec, SIGIR 2023).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; completions: cli/complete.py
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(runs_cmd.app, name="runs")
 app.command("train")(train.train_command)
 app.command("eval")(serve.eval_command)
 app.command("recommend")(serve.recommend_command)
-app.command("plugins")(plugins_cmd.plugins_command)
+app.add_typer(plugins_cmd.app, name="plugins")
 app.command("tune")(tune.tune_command)
 app.command("export-embeddings")(embeddings.export_embeddings_command)
 app.command("dashboard")(dashboard.dashboard_command)
@@ -43,7 +46,11 @@ def main() -> None:
     from diffrec_cli.cli.common import show_plugin_problems
     from diffrec_cli.plugins import get_plugins
 
-    plugins = get_plugins()
-    plugins.add_commands(app)
-    show_plugin_problems(plugins.problems)
+    try:
+        plugins = get_plugins()
+        plugins.add_commands(app)
+        show_plugin_problems(plugins.problems)
+    except KeyboardInterrupt:  # Ctrl-C while plugins load: the status of any interrupted command
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     app()

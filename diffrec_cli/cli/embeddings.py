@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
+from diffrec_cli.cli import complete
 from diffrec_cli.cli.common import HomeOption, console, handles_errors
 
 
 @handles_errors
 def export_embeddings_command(
-    run: str = typer.Argument(..., help="Run id (or prefix), run directory, or checkpoint path of an MF or LightGCN run."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="Run id (or prefix), run directory, or checkpoint path of an MF or LightGCN run."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .npy file: float32 (n_items, d) in the dataset's item order."),
     home: HomeOption = None,
 ) -> None:

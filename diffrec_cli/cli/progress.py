@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
+from diffrec_cli.render.charts import StepBars, sparkline
+from diffrec_cli.render.numbers import short_number
 from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
-from diffrec_cli.tui.charts import StepBars, short_number, sparkline
-
-BARS = "▁▂▃▄▅▆▇█"
-
-
-def step_loss_table(step_losses: list[float | None], columns: int = 10) -> Table:
-    """Mean loss per diffusion step t, grouped into at most ``columns`` buckets of steps."""
-    n = len(step_losses)
-    size = max(1, -(-n // columns))
-    table = Table(title="mean loss per diffusion step t (importance-sampling history)", title_justify="left",
-                  show_edge=False, pad_edge=False)
-    cells, values = [], []
-    for lo in range(0, n, size):
-        chunk = [v for v in step_losses[lo:lo + size] if v is not None]
-        table.add_column(f"t{lo + 1}" if size == 1 else f"t{lo + 1}-{min(n, lo + size)}", justify="right")
-        values.append(sum(chunk) / len(chunk) if chunk else None)
-    finite = [v for v in values if v is not None]
-    top = max(finite) if finite else 1.0
-    for v in values:
-        if v is None:
-            cells.append("·")
-        else:
-            bar = BARS[min(len(BARS) - 1, int(len(BARS) * v / top))] if top > 0 else BARS[0]
-            cells.append(f"{bar} {v:.3g}")
-    table.add_row(*cells)
-    return table
 
 
 class RichReporter:
@@ -80,9 +54,12 @@ class RichReporter:
             self.console.print(f"training [bold]{event.model}[/] on [bold]{event.dataset}[/]: "
                                f"{event.parameters:,} parameters, device {event.device}, precision {event.precision}"
                                + (f", run {event.run_id}" if event.run_id else ""))
-            for line in getattr(event, "details", ()):
+            for line in event.details:
                 self.console.print(line, highlight=False)
-            self.epoch_task = self.progress.add_task("epochs", total=event.epochs, info="")
+            if event.first_epoch > 1:
+                self.console.print(f"resumed after epoch {event.first_epoch - 1}", highlight=False)
+            self.epoch_task = self.progress.add_task("epochs", total=event.epochs, completed=event.first_epoch - 1,
+                                                     info="")
             self.step_task = self.progress.add_task("steps ", total=event.steps_per_epoch, info="")
             if self.live_enabled:
                 self.live = Live(console=self.console, refresh_per_second=8, transient=False,
@@ -114,18 +91,3 @@ class RichReporter:
             self.console.print(f"{how} after {event.epochs_run} epochs in {event.seconds:.1f}s; "
                                f"best epoch {event.best_epoch}")
 
-
-def metrics_table(valid: dict[str, float], test: dict[str, float], ks: tuple[int, ...] | list[int],
-                  title: str = "metrics at the best validation epoch") -> Table:
-    table = Table(title=title)
-    table.add_column("metric")
-    for k in ks:
-        table.add_column(f"@{k}", justify="right")
-    for split, values in (("valid", valid), ("test", test)):
-        if not values:
-            continue
-        for metric in ("recall", "ndcg", "precision", "mrr", "hit"):
-            table.add_row(f"{split} {metric}", *[f"{values.get(f'{metric}@{k}', float('nan')):.4f}" for k in ks])
-    users = test.get("users") if test else None
-    table.caption = "averaged over users with at least one ground-truth item" + (f" (test: {users:,})" if users else "")
-    return table

@@ -7,22 +7,30 @@ from typing import Optional
 
 import typer
 
-from diffrec_cli.cli.common import HomeOption, console, handles_errors
+from diffrec_cli.cli import complete
+from diffrec_cli.cli.common import HomeOption, console, handles_errors, registry
+from diffrec_cli.errors import DiffrecError
 
 
 @handles_errors
 def train_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name \\[default: diffrec]."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Prepared dataset name \\[default: demo]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Registered model name \\[default: diffrec]."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", autocompletion=complete.datasets, help="Prepared dataset name \\[default: demo]."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file of settings (\\[train] and \\[model] tables or flat keys)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", help="key=value setting; repeatable (e.g. --set steps=40 --set lr=5e-4)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", autocompletion=complete.settings, help="key=value setting; repeatable (e.g. --set steps=40 --set lr=5e-4)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 only where the hardware supports it)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; the same seed gives the same run \\[default: 1]."),
     live: bool = typer.Option(True, "--live/--no-live", help="Live panel on a terminal; --no-live prints plain lines."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
     samples: int = typer.Option(3, "--samples", help="Show top-10 recommendations for this many users at the end."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", autocompletion=complete.runs,
+                                         help="Continue RUN from its latest resumable state (only --epochs and "
+                                              "--set epochs=/patience= may change)."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", metavar="N",
+                                                   help="Save a resumable state every N epochs \\[default: at "
+                                                        "every evaluation]."),
     home: HomeOption = None,
 ) -> None:
     """Train a model; early stopping on validation Recall@20; writes a run directory with a checkpoint.
@@ -30,20 +38,55 @@ def train_command(
     Metrics are full-ranking (every unseen item ranked), averaged over users with at least one
     ground-truth item in the split.
     """
-    from diffrec_cli.cli.common import registry
-    from diffrec_cli.cli.progress import RichReporter, metrics_table
+    from diffrec_cli.cli.stopping import StopSignals
     from diffrec_cli.config import parse_sets, read_toml, resolve_settings
     from diffrec_cli.data.store import DataHome
-    from diffrec_cli.training.events import silent
-    from diffrec_cli.training.loop import train
+    from diffrec_cli.training.job import resume_training, train
 
-    settings = resolve_settings(read_toml(config) if config else {}, parse_sets(sets), model=model, dataset=dataset,
-                                epochs=epochs, device=device, precision=precision, seed=seed)
-    reporter = silent if quiet else RichReporter(console, live=live)
-    outcome = train(settings, registry(), home=DataHome(home), reporter=reporter)
-    result = outcome.result
-    console.print(metrics_table(result.valid, result.test, settings.train.ks,
-                                title=f"{settings.train.model} on {settings.train.dataset}: best epoch {result.best_epoch}"))
+    with StopSignals() as stops:
+        try:
+            if resume is not None:
+                _refuse_with_resume(model=model, dataset=dataset, config=config, device=device,
+                                    precision=precision, seed=seed, checkpoint_every=checkpoint_every)
+                changes = {**parse_sets(sets), **({"epochs": epochs} if epochs is not None else {})}
+                outcome = resume_training(resume, registry(), home=DataHome(home), changes=changes,
+                                          reporter=_reporter(quiet, live))
+            else:
+                settings = resolve_settings(read_toml(config) if config else {}, parse_sets(sets), model=model,
+                                            dataset=dataset, epochs=epochs, device=device, precision=precision,
+                                            seed=seed, checkpoint_every=checkpoint_every)
+                outcome = train(settings, registry(), home=DataHome(home), reporter=_reporter(quiet, live))
+        except KeyboardInterrupt:
+            console.print("stopped before training began; no evaluation yet")
+            raise typer.Exit(stops.exit_code) from None
+    _print_outcome(outcome, samples, quiet)
+    if outcome.result.interrupted:
+        raise typer.Exit(stops.exit_code)
+
+
+def _refuse_with_resume(**given: object) -> None:
+    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+    if named:
+        raise DiffrecError(f"--resume continues a run with its own settings; leave out {', '.join(named)}")
+
+
+def _reporter(quiet: bool, live: bool):
+    from diffrec_cli.cli.progress import RichReporter
+    from diffrec_cli.training.events import silent
+
+    return silent if quiet else RichReporter(console, live=live)
+
+
+def _print_outcome(outcome, samples: int, quiet: bool) -> None:
+    from diffrec_cli.render.metrics import metrics_table
+
+    result, config = outcome.result, outcome.config
+    if not result.valid:
+        console.print("stopped before the first evaluation: no metrics yet")
+        console.print(f"run directory: {outcome.run.path}")
+        return
+    console.print(metrics_table(result.valid, result.test, config.ks,
+                                title=f"{config.model} on {config.dataset}: best epoch {result.best_epoch}"))
     if samples > 0 and not quiet:
         from diffrec_cli.cli.serve import recommendations_table
         from diffrec_cli.serve import recommend_for_users

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from diffrec_cli.cli.common import HomeOption, console, handles_errors
+from diffrec_cli.cli import complete
+from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors
 
 
 def _fmt(value: Any) -> str:
@@ -67,15 +68,15 @@ class TuneReporter:
 def results_table(result: Any, limit: int | None = None, *, show_runs: bool = True) -> Table:
     """Trials sorted by the validation metric (best first); failed and skipped trials last. ``show_runs``
     adds the run-id column (wide terminals: the ids are also in tune.json)."""
+    from diffrec_cli.render.metrics import metric_label
+
     metric = result.metric
     names = list(result.space)
     table = Table(title=f"{result.model} on {result.dataset}: {len(result.trials)} trials, sorted by validation {metric}",
                   caption="test metrics are reported for information; selection uses validation only")
-    short = {"recall": "R", "ndcg": "N", "precision": "P", "mrr": "MRR", "hit": "HR"}
-    name_m, _, k = metric.partition("@")
-    label = f"{short.get(name_m, name_m)}@{k}"
-    columns = [("valid", metric, f"valid {label}"), ("valid", f"ndcg@{k}", f"valid N@{k}"),
-               ("test", f"recall@{k}", f"test R@{k}"), ("test", f"ndcg@{k}", f"test N@{k}")]
+    k = metric.partition("@")[2]
+    shown = (("valid", metric), ("valid", f"ndcg@{k}"), ("test", f"recall@{k}"), ("test", f"ndcg@{k}"))
+    columns = [(split, key, f"{split} {metric_label(key)}") for split, key in shown]
     if metric == f"ndcg@{k}":
         columns.pop(1)
     headers = ["#", "trial", *names, *(c[2] for c in columns), "epoch", "s"] + (["run"] if show_runs else [])
@@ -107,12 +108,12 @@ def results_table(result: Any, limit: int | None = None, *, show_runs: bool = Tr
 
 @handles_errors
 def tune_command(
-    model: str = typer.Option("diffrec", "--model", "-m", help="Registered model name."),
-    dataset: str = typer.Option("demo", "--dataset", "-d", help="Prepared dataset name."),
+    model: str = typer.Option("diffrec", "--model", "-m", autocompletion=complete.models, help="Registered model name."),
+    dataset: str = typer.Option("demo", "--dataset", "-d", autocompletion=complete.datasets, help="Prepared dataset name."),
     space: Optional[Path] = typer.Option(None, "--space", help="TOML file: a \\[search] table (lists of choices, or "
                                          "{loguniform|uniform|int = \\[lo, hi]}) plus fixed settings. Default: the "
                                          "model's own space (the paper's §4.1.3 scopes for its models)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", help="Fixed key=value setting for every trial; repeatable."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", "-s", autocompletion=complete.settings, help="Fixed key=value setting for every trial; repeatable."),
     strategy: str = typer.Option("auto", "--strategy", help="grid, random, or auto (grid when it fits --max-trials)."),
     max_trials: Optional[int] = typer.Option(None, "--max-trials", help="At most this many trials (random: default 20)."),
     timeout: Optional[str] = typer.Option(None, "--timeout", help="Stop after this long (e.g. 900, 15m, 2h); the "
@@ -121,6 +122,9 @@ def tune_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the random search (each trial trains with the `seed` setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
     live: bool = typer.Option(True, "--live/--no-live", help="Progress bar on a terminal."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="TUNE_ID",
+                                         help="Continue an interrupted search: finished trials are kept, the "
+                                              "interrupted one resumes, the rest run."),
     home: HomeOption = None,
 ) -> None:
     """Search hyper-parameters. Each trial is a normal run with its own run directory; trials are ranked by
@@ -130,24 +134,39 @@ def tune_command(
     from diffrec_cli.config import parse_sets
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.training.events import silent
-    from diffrec_cli.tuning import default_space, parse_duration, read_space_file, tune
+    from diffrec_cli.convert import parse_duration
+    from diffrec_cli.cli.stopping import StopSignals
+    from diffrec_cli.tuning import default_space, read_space_file, resume_tune, tune
 
     reg = registry()
-    fixed: dict[str, Any] = {}
-    if space is not None:
-        search, fixed = read_space_file(space)
-    else:
-        search = default_space(reg, model)
-    fixed.update(parse_sets(sets))
-    if epochs is not None:
-        fixed["epochs"] = epochs
     reporter = silent if as_json else TuneReporter(console, live=live)
-    try:
-        result = tune(model, dataset, reg, home=DataHome(home), space=search, fixed=fixed, strategy=strategy,
-                      max_trials=max_trials, timeout=parse_duration(timeout), seed=seed, reporter=reporter)
-    finally:
-        if isinstance(reporter, TuneReporter):
-            reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
+    with StopSignals() as stops:
+        try:
+            if resume is not None:
+                result = resume_tune(resume, reg, home=DataHome(home), timeout=parse_duration(timeout),
+                                     reporter=reporter)
+            else:
+                search, fixed = read_space_file(space) if space is not None else (default_space(reg, model), {})
+                fixed.update(parse_sets(sets))
+                if epochs is not None:
+                    fixed["epochs"] = epochs
+                result = tune(model, dataset, reg, home=DataHome(home), space=search, fixed=fixed,
+                              strategy=strategy, max_trials=max_trials, timeout=parse_duration(timeout), seed=seed,
+                              reporter=reporter)
+        except KeyboardInterrupt:  # stopped before any trial scored (tuning raises it then)
+            err_console.print("interrupted before any trial finished", highlight=False)
+            raise typer.Exit(stops.exit_code) from None
+        finally:
+            if isinstance(reporter, TuneReporter):
+                reporter.progress.stop()  # also when no trial scored: the error line must not sit under a live bar
+    _print_result(result, as_json)
+    if result.interrupted:
+        raise typer.Exit(stops.exit_code)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    from diffrec_cli.tuning import TUNE_FILE
+
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -164,4 +183,4 @@ def tune_command(
     if result.timed_out:
         console.print(f"stopped by --timeout after {result.seconds:.0f}s; skipped trials are listed last")
     console.print(f"selected run: {best.run_path}")
-    console.print(f"summary: {result.path / 'tune.json'}")
+    console.print(f"summary: {result.path / TUNE_FILE}")

@@ -51,46 +51,21 @@ def generate_log(users: int, items: int, interactions: int, *, seed: int = 0, gr
     # phase: the position on the user's timeline, increasing within each user
     phase = rng.random(n).astype(np.float32)
     phase = phase[np.argsort(user * 2.0 + phase, kind="stable")]
-    chosen_group = np.empty(n, dtype=np.int64)
-    for lo in range(0, n, _CHUNK):
-        u, ph = user[lo:lo + _CHUNK], phase[lo:lo + _CHUNK, None]
-        probs = (1 - ph) * taste_start[u] + ph * taste_end[u]
-        cdf = np.cumsum(probs, axis=1)
-        draw = rng.random(len(u))[:, None] * cdf[:, -1:]
-        chosen_group[lo:lo + _CHUNK] = np.minimum((cdf < draw).sum(axis=1), groups - 1)
-    # Within a group, items are drawn by popularity (inverse CDF over a group-sorted item list).
-    by_group = np.argsort(item_group, kind="stable")
-    group_bounds = np.searchsorted(item_group[by_group], np.arange(groups + 1))
-    cum = np.cumsum(popularity[by_group])
-    cum_before = np.concatenate([[0.0], cum])
-    lo_mass, hi_mass = cum_before[group_bounds[:-1]], cum_before[group_bounds[1:]]
-    empty = hi_mass <= lo_mass
-    chosen_group = np.where(empty[chosen_group], rng.integers(0, groups, n), chosen_group)
+    chosen_group = _drifting_groups(rng, user, phase, taste_start, taste_end)
     # Some interactions ignore taste: popular items picked at random (the natural noise a recommender meets).
-    noisy = rng.random(n) < noise_share
-    pop_p = popularity / popularity.sum()
-
-    def draw_items(rows: np.ndarray) -> np.ndarray:
-        g = chosen_group[rows]
-        target = lo_mass[g] + rng.random(len(rows)) * (hi_mass[g] - lo_mass[g])
-        out = by_group[np.clip(np.searchsorted(cum, target, side="right"), 0, items - 1)]
-        mask = noisy[rows]
-        out[mask] = rng.choice(items, int(mask.sum()), p=pop_p)
-        return out
-
-    item = draw_items(np.arange(n))
+    sampler = _ItemSampler(rng, item_group, popularity, groups, chosen_group, noise_share)
+    item = sampler.draw(np.arange(n))
     # A user picks an item once: redraw repeated (user, item) pairs a few times, then drop what is left.
     for _ in range(12):
-        key = user.astype(np.int64) * items + item
-        _, first = np.unique(key, return_index=True)
+        _, first = np.unique(user.astype(np.int64) * items + item, return_index=True)
         repeat = np.ones(n, dtype=bool)
         repeat[first] = False
         if not repeat.any():
             break
         rows = np.flatnonzero(repeat)
-        item[rows] = draw_items(rows)
+        item[rows] = sampler.draw(rows)
     affinity = ((1 - phase) * taste_start[user, item_group[item]] + phase * taste_end[user, item_group[item]]) * groups
-    score = 2.2 + 1.2 * np.log1p(affinity) + rng.normal(0, 0.8, n) - 1.5 * noisy
+    score = 2.2 + 1.2 * np.log1p(affinity) + rng.normal(0, 0.8, n) - 1.5 * sampler.noisy
     rating = np.clip(np.round(score), 1, 5).astype(np.int8)
     start = 1_600_000_000 + rng.integers(0, 86_400 * 200, users)
     span = rng.integers(86_400 * 30, 86_400 * 400, users)
@@ -99,6 +74,49 @@ def generate_log(users: int, items: int, interactions: int, *, seed: int = 0, gr
     if with_groups:
         frame = frame.with_columns(group=pl.Series(item_group[item].astype(np.int32)))
     return frame.unique(subset=["user", "item"], keep="first", maintain_order=True)
+
+
+def _drifting_groups(rng: np.random.Generator, user: np.ndarray, phase: np.ndarray, taste_start: np.ndarray,
+                     taste_end: np.ndarray) -> np.ndarray:
+    """Per interaction, an item group drawn from the user's taste at that point of their timeline."""
+    n, groups = len(user), taste_start.shape[1]
+    chosen_group = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, _CHUNK):
+        u, ph = user[lo:lo + _CHUNK], phase[lo:lo + _CHUNK, None]
+        probs = (1 - ph) * taste_start[u] + ph * taste_end[u]
+        cdf = np.cumsum(probs, axis=1)
+        draw = rng.random(len(u))[:, None] * cdf[:, -1:]
+        chosen_group[lo:lo + _CHUNK] = np.minimum((cdf < draw).sum(axis=1), groups - 1)
+    return chosen_group
+
+
+class _ItemSampler:
+    """Draws an item per interaction row: by popularity within the row's item group, or, for the rows
+    that ignore taste (``noisy``, a ``noise_share`` of them), by popularity alone.
+    """
+
+    def __init__(self, rng: np.random.Generator, item_group: np.ndarray, popularity: np.ndarray, groups: int,
+                 chosen_group: np.ndarray, noise_share: float) -> None:
+        n = len(chosen_group)
+        self.rng, self.items = rng, len(item_group)
+        # Inverse CDF over a group-sorted item list.
+        self.by_group = np.argsort(item_group, kind="stable")
+        group_bounds = np.searchsorted(item_group[self.by_group], np.arange(groups + 1))
+        self.cum = np.cumsum(popularity[self.by_group])
+        cum_before = np.concatenate([[0.0], self.cum])
+        self.lo_mass, self.hi_mass = cum_before[group_bounds[:-1]], cum_before[group_bounds[1:]]
+        empty = self.hi_mass <= self.lo_mass  # a group without items: the row takes a random group
+        self.chosen_group = np.where(empty[chosen_group], rng.integers(0, groups, n), chosen_group)
+        self.noisy = rng.random(n) < noise_share
+        self.pop_p = popularity / popularity.sum()
+
+    def draw(self, rows: np.ndarray) -> np.ndarray:
+        g = self.chosen_group[rows]
+        target = self.lo_mass[g] + self.rng.random(len(rows)) * (self.hi_mass[g] - self.lo_mass[g])
+        out = self.by_group[np.clip(np.searchsorted(self.cum, target, side="right"), 0, self.items - 1)]
+        mask = self.noisy[rows]
+        out[mask] = self.rng.choice(self.items, int(mask.sum()), p=self.pop_p)
+        return out
 
 
 def build_demo() -> InteractionData:

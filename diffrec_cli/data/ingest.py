@@ -1,9 +1,9 @@
-"""Importers: interaction logs (CSV/TSV/Parquet, MovieLens, RecBole) read with polars into a
-:class:`RawLog`, and the authors' split folders read straight into an :class:`InteractionData`.
+"""Import: interaction logs into a :class:`RawLog`, the authors' split folders into an :class:`InteractionData`.
 
-A raw log keeps every interaction of the file (exact duplicate rows dropped and counted) with dense
-user and item ids ``0..n−1`` and the maps back to the file's own ids; recipes (``recipes.py``) turn
-it into train/valid/test.
+A format reader (``formats.py``) hands over a file's columns; here the user/item/rating/time columns are
+picked (named by the caller or guessed), checked value by value (errors name the line), exact duplicate
+rows dropped and counted, and user and item ids mapped to dense ``0..n−1`` with the maps back to the
+file's own ids. Recipes (``recipes.py``) turn a raw log into train/valid/test; ``store.py`` saves both.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
+from diffrec_cli.data.formats import ROLES, Table, collect, detect_format
 from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
-from diffrec_cli.errors import DiffrecError
+from diffrec_cli.errors import DiffrecError, Hint
 
 SPLIT_FILES = {"train": "train_list.npy", "valid": "valid_list.npy", "test": "test_list.npy"}
 
@@ -88,9 +89,7 @@ def import_split_folder(folder: str | Path, name: str) -> InteractionData:
 
 
 # ===== interaction logs ==========================================================================
-ROLES = ("user", "item", "rating", "time")
-
-# Column names recognised without --user/--item/--rating/--time (compared lower-case, without a RecBole
+# Column names recognised when the caller names none (compared lower-case, without a RecBole
 # ":type" suffix, spaces and dashes read as underscores).
 COLUMN_GUESSES: dict[str, tuple[str, ...]] = {
     "user": ("user", "user_id", "userid", "uid", "user_name", "username", "customer_id", "customerid",
@@ -103,6 +102,7 @@ COLUMN_GUESSES: dict[str, tuple[str, ...]] = {
     "time": ("time", "timestamp", "ts", "datetime", "date", "unixreviewtime", "unix_time", "unix_timestamp",
              "event_time", "created_at", "time_stamp", "utc", "review_time", "date_time"),
 }
+ROLE_WORDS = {"user": "user ids", "item": "item ids", "rating": "ratings", "time": "timestamps"}
 _INTEGER_ID = r"^(?:0|-?[1-9][0-9]{0,17})$"  # canonical integers only: "007" stays a string id
 
 
@@ -138,136 +138,6 @@ class RawLog:
         return str(self.meta.get("source", {}).get("path") or self.meta.get("name") or "the log")
 
 
-@dataclass(frozen=True)
-class Table:
-    """What a format reader hands over: the file's columns (lazy) and how to name a row in messages."""
-
-    frame: pl.LazyFrame
-    columns: list[str]
-    header_lines: int | None  # lines before the first data row in a text file; None: say "row N"
-    fixed: dict[str, str] | None = None  # a headerless format's own column roles
-
-
-class DelimitedFormat:
-    """Text with a header row and one separator (CSV, TSV)."""
-
-    produces = "log"
-
-    def __init__(self, name: str, separator: str, suffixes: tuple[str, ...], description: str) -> None:
-        self.name, self.separator, self.suffixes, self.description = name, separator, suffixes, description
-        self.filenames: tuple[str, ...] = ()
-
-    def table(self, path: Path, separator: str | None = None) -> Table:
-        sep = separator or self.separator
-        frame = pl.scan_csv(path, separator=sep, infer_schema=False, has_header=True)
-        columns = _schema_names(frame, path, self.name)
-        if len(columns) == 1:
-            guess = next((s for s in ("\t", ",", ";", "|", "::") if s != sep and s in columns[0]), None)
-            if guess is not None:
-                raise DiffrecError(f"{path}: found a single column {columns[0]!r}; the file looks separated by "
-                                   f"{guess!r}, not {sep!r} (use --separator or --format)")
-        return Table(frame, columns, header_lines=1)
-
-
-class ParquetFormat:
-    name, suffixes, filenames, produces = "parquet", (".parquet", ".pq"), (), "log"
-    description = "Apache Parquet with named columns"
-
-    def table(self, path: Path, separator: str | None = None) -> Table:
-        frame = pl.scan_parquet(path)
-        return Table(frame, _schema_names(frame, path, self.name), header_lines=None)
-
-
-class MovieLensFormat:
-    """Headerless MovieLens files: ``ratings.dat`` (``::``) and ``u.data`` (tab)."""
-
-    produces = "log"
-
-    def __init__(self, name: str, separator: str, suffixes: tuple[str, ...], filenames: tuple[str, ...],
-                 description: str) -> None:
-        self.name, self.separator, self.suffixes, self.filenames = name, separator, suffixes, filenames
-        self.description = description
-
-    def table(self, path: Path, separator: str | None = None) -> Table:
-        double = self.separator == "::"
-        # polars splits on single bytes: read "a::b" as "a", "", "b" and keep every second field. Read every
-        # field (no projection), so that a line with extra fields is an error rather than silently cut.
-        try:
-            frame = pl.read_csv(path, separator=":" if double else self.separator, has_header=False,
-                                infer_schema=False)
-        except pl.exceptions.NoDataError:
-            raise DiffrecError(f"{path} is empty") from None
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise DiffrecError(f"{path} is not a {self.description} file: {_first_line(exc)}") from None
-        columns = frame.columns
-        gaps = columns[1::2] if double else []
-        if len(columns) != (7 if double else 4) or any(frame[c].null_count() != frame.height for c in gaps):
-            raise DiffrecError(f"{path} is not a {self.description} file: each line must hold 4 fields (user, "
-                               f"item, rating, timestamp) separated by {self.separator!r}")
-        if double:
-            columns = columns[0::2]
-        frame = frame.select([pl.col(c).alias(role) for role, c in zip(ROLES, columns)])
-        return Table(frame.lazy(), list(ROLES), header_lines=0, fixed={role: role for role in ROLES})
-
-
-class RecBoleFormat:
-    """RecBole atomic ``.inter`` files: tab-separated, header fields ``name:type``."""
-
-    name, suffixes, filenames, produces = "recbole", (".inter",), (), "log"
-    description = "RecBole atomic .inter (tab-separated, header 'name:type')"
-    types = ("token", "token_seq", "float", "float_seq")
-
-    def table(self, path: Path, separator: str | None = None) -> Table:
-        frame = pl.scan_csv(path, separator="\t", infer_schema=False, has_header=True, quote_char=None)
-        columns = _schema_names(frame, path, self.name)
-        for col in columns:
-            kind = col.rpartition(":")[2] if ":" in col else None
-            if kind not in self.types:
-                raise DiffrecError(f"{path} is not a RecBole .inter file: header field {col!r} is not "
-                                   f"'name:type' with type one of {', '.join(self.types)}")
-        return Table(frame, columns, header_lines=1)
-
-
-class SplitFolderFormat:
-    """The authors' split folder: already split, so it becomes a prepared dataset, not a raw log."""
-
-    name, suffixes, filenames, produces = "split-folder", (), (), "dataset"
-    description = "the DiffRec authors' split folder (train_list.npy, valid_list.npy, test_list.npy)"
-
-
-FORMATS: dict[str, Any] = {f.name: f for f in (
-    DelimitedFormat("csv", ",", (".csv",), "comma-separated values with a header row"),
-    DelimitedFormat("tsv", "\t", (".tsv", ".tab"), "tab-separated values with a header row"),
-    ParquetFormat(),
-    MovieLensFormat("ml-1m", "::", (".dat",), ("ratings.dat",),
-                    "MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp)"),
-    MovieLensFormat("ml-100k", "\t", (), ("u.data",),
-                    "MovieLens u.data (user, item, rating, timestamp; tab-separated)"),
-    RecBoleFormat(),
-    SplitFolderFormat(),
-)}
-
-
-def detect_format(path: Path, name: str | None = None):
-    """The format named by ``--format``, else the one the file name suggests."""
-    if name is not None:
-        try:
-            return FORMATS[name]
-        except KeyError:
-            raise DiffrecError(f"unknown format {name!r} (choose from {', '.join(FORMATS)})") from None
-    if path.is_dir():
-        return FORMATS["split-folder"]
-    lower = path.name.lower()
-    for fmt in FORMATS.values():
-        if lower in fmt.filenames:
-            return fmt
-    for fmt in FORMATS.values():
-        if any(lower.endswith(s) for s in fmt.suffixes):
-            return fmt
-    raise DiffrecError(f"cannot tell the format of {path} from its name; pass --format "
-                       f"({', '.join(FORMATS)})")
-
-
 def read_log(path: str | Path, fmt: str | None = None, *, user: str | None = None, item: str | None = None,
              rating: str | None = None, time: str | None = None, separator: str | None = None) -> RawLog:
     """Read an interaction log with polars. Column names given here win over the guessed ones."""
@@ -276,8 +146,8 @@ def read_log(path: str | Path, fmt: str | None = None, *, user: str | None = Non
         raise DiffrecError(f"{path}: no such file")
     reader = detect_format(path, fmt)
     if reader.produces != "log":
-        raise DiffrecError(f"{path}: format {reader.name!r} is a prepared split, not a log "
-                           f"(use 'diffrec data import' or 'import-split')")
+        raise DiffrecError(f"{path}: format {reader.name!r} is a prepared split, not a log",
+                           hint=Hint(step="import", subject=str(path), purpose="store it as a dataset"))
     if not path.is_file():
         raise DiffrecError(f"{path} is not a file")
     if path.stat().st_size == 0:
@@ -285,14 +155,10 @@ def read_log(path: str | Path, fmt: str | None = None, *, user: str | None = Non
     table = reader.table(path, separator)
     mapping = _pick_columns(table, {"user": user, "item": item, "rating": rating, "time": time}, path)
     used = [c for c in mapping.values() if c is not None]
-    raw = _collect(table.frame.select(used), path, reader.name)
-
-    def where(row: int) -> str:
-        return f"row {row + 1}" if table.header_lines is None else f"line {row + 1 + table.header_lines}"
-
+    raw = collect(table.frame.select(used), path, reader.name)
     source = {"path": str(path.resolve()), "format": reader.name,
               "columns": {role: col for role, col in mapping.items() if col is not None}}
-    return _build_log(raw, mapping, where=where, label=str(path), source=source)
+    return _build_log(raw, mapping, where=table.where, label=str(path), source=source)
 
 
 def log_from_frame(frame: pl.DataFrame, *, user: str = "user", item: str = "item", rating: str | None = "rating",
@@ -306,29 +172,6 @@ def log_from_frame(frame: pl.DataFrame, *, user: str = "user", item: str = "item
             raise DiffrecError(f"no {role} column {mapping[role]!r} (columns: {', '.join(frame.columns)})")
     return _build_log(frame.select([c for c in mapping.values() if c is not None]), mapping,
                       where=lambda r: f"row {r + 1}", label="the log", source=source or {"format": "frame"})
-
-
-def _schema_names(frame: pl.LazyFrame, path: Path, fmt: str) -> list[str]:
-    try:
-        return frame.collect_schema().names()
-    except pl.exceptions.NoDataError:
-        raise DiffrecError(f"{path} is empty") from None
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DiffrecError(f"{path} is not a valid {fmt} file: {_first_line(exc)}") from None
-
-
-def _collect(frame: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
-    try:
-        return frame.collect()
-    except pl.exceptions.NoDataError:
-        raise DiffrecError(f"{path} is empty") from None
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DiffrecError(f"{path} is not a valid {fmt} file: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _pick_columns(table: Table, requested: dict[str, str | None], path: Path) -> dict[str, str | None]:
@@ -346,14 +189,16 @@ def _pick_columns(table: Table, requested: dict[str, str | None], path: Path) ->
             elif column_key(want) in by_key:
                 mapping[role] = by_key[column_key(want)]
             else:
-                raise DiffrecError(f"{path}: no column {want!r} for --{role} (columns: {shown})")
+                raise DiffrecError(f"{path}: no column {want!r} for the {ROLE_WORDS[role]} (columns: {shown})",
+                                   hint=Hint(options=(role,), purpose="name one of these columns"))
         elif table.fixed is not None:
             mapping[role] = table.fixed[role]
         else:
             mapping[role] = next((by_key[g] for g in COLUMN_GUESSES[role] if g in by_key), None)
     for role in ("user", "item"):
         if mapping[role] is None:
-            raise DiffrecError(f"{path}: no {role} column found (columns: {shown}); name it with --{role}")
+            raise DiffrecError(f"{path}: no {role} column found (columns: {shown})",
+                               hint=Hint(options=(role,), purpose="name it"))
     chosen = [c for c in mapping.values() if c is not None]
     if len(set(chosen)) != len(chosen):
         raise DiffrecError(f"{path}: one column serves two roles ({mapping}); name the columns explicitly")

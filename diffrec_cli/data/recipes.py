@@ -22,7 +22,6 @@ training interaction's 0-based chronological position within its user's training
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
+from diffrec_cli.convert import coerce
 from diffrec_cli.data.ingest import RawLog, value_ranges
 from diffrec_cli.data.sparse import SPLITS, InteractionData, csr_from_pairs
 from diffrec_cli.errors import DiffrecError
@@ -43,6 +43,7 @@ class Clean:
     """Clean training: keep ratings ≥ ``min_rating``, split each user's history by time."""
 
     name: ClassVar[str] = "clean"
+    requires: ClassVar[str] = ""  # "rating" or "time": a log column the protocol cannot do without
     min_rating: float = 4.0
     min_user: int = 10
     min_item: int = 0
@@ -80,6 +81,9 @@ class Clean:
     # ----- steps shared by the recipes ---------------------------------------------------------------
     def _positives(self, log: RawLog, report: dict[str, Any]) -> pl.DataFrame:
         """Rating filter, repeated pairs (earliest kept), user filter / k-core; adds ``seq`` and ``okey``."""
+        if self.requires and not log.meta.get(f"has_{self.requires}"):
+            what = {"rating": "ratings", "time": "timestamps"}[self.requires]
+            raise DiffrecError(f"recipe {self.name} needs {what}: {log.label} has no {self.requires} column")
         frame = _sequenced(log)
         if log.has_rating:
             frame = frame.filter(pl.col("rating") >= self.min_rating)
@@ -196,10 +200,9 @@ def _finish(frame: pl.DataFrame, log: RawLog, name: str, recipe: Any, report: di
 
 
 @dataclass(frozen=True)
-class NoisyNatural(Clean):
-    """The clean split plus low-rated interactions of the same users as positives in train/valid."""
+class _Noisy(Clean):
+    """What the noisy protocols add to the clean one: how much noise (``proportion``) and its ``seed``."""
 
-    name: ClassVar[str] = "noisy-natural"
     proportion: float = 0.1
     seed: int = 0
 
@@ -208,9 +211,15 @@ class NoisyNatural(Clean):
         if not 0 < self.proportion <= 1:
             raise DiffrecError(f"recipe {self.name}: proportion must be in (0, 1], got {self.proportion}")
 
+
+@dataclass(frozen=True)
+class NoisyNatural(_Noisy):
+    """The clean split plus low-rated interactions of the same users as positives in train/valid."""
+
+    name: ClassVar[str] = "noisy-natural"
+    requires: ClassVar[str] = "rating"
+
     def prepare(self, log: RawLog, name: str) -> InteractionData:
-        if not log.has_rating:
-            raise DiffrecError(f"recipe {self.name} needs ratings: {log.label} has no rating column")
         report: dict[str, Any] = {"log_rows": log.frame.height}
         positives = self._positives(log, report)
         assigned = self._assign(positives, report)
@@ -251,17 +260,10 @@ class NoisyNatural(Clean):
 
 
 @dataclass(frozen=True)
-class NoisyRandom(Clean):
+class NoisyRandom(_Noisy):
     """The clean split plus, per user, random never-interacted items as positives in train and valid."""
 
     name: ClassVar[str] = "noisy-random"
-    proportion: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 < self.proportion <= 1:
-            raise DiffrecError(f"recipe {self.name}: proportion must be in (0, 1], got {self.proportion}")
 
     def prepare(self, log: RawLog, name: str) -> InteractionData:
         report: dict[str, Any] = {"log_rows": log.frame.height}
@@ -348,11 +350,7 @@ class Temporal(Clean):
     """The clean split of a log with timestamps; training interactions kept in chronological order."""
 
     name: ClassVar[str] = "temporal"
-
-    def prepare(self, log: RawLog, name: str) -> InteractionData:
-        if not log.has_time:
-            raise DiffrecError(f"recipe {self.name} needs timestamps: {log.label} has no time column")
-        return super().prepare(log, name)
+    requires: ClassVar[str] = "time"
 
 
 RECIPES: dict[str, type[Clean]] = {cls.name: cls for cls in (Clean, NoisyNatural, NoisyRandom, Temporal)}
@@ -364,14 +362,17 @@ def recipe_settings(protocol: str) -> dict[str, Any]:
 
 
 def make_recipe(protocol: str, settings: dict[str, Any] | None = None) -> Clean:
-    """A recipe from its protocol name and ``--set`` values (strings are read as the default's type)."""
+    """A recipe from its protocol name and settings (text is read as the default's type: ``convert.coerce``)."""
     cls = _recipe_class(protocol)
     defaults = recipe_settings(protocol)
     kwargs = {}
     for key, value in (settings or {}).items():
         if key not in defaults:
             raise DiffrecError(f"recipe {protocol} has no setting {key!r} (settings: {', '.join(defaults)})")
-        kwargs[key] = _coerce(value, defaults[key], f"recipe {protocol} setting {key}")
+        try:
+            kwargs[key] = coerce(value, defaults[key])
+        except DiffrecError as exc:
+            raise DiffrecError(f"recipe {protocol} setting {key}: {exc}") from None
     return cls(**kwargs)
 
 
@@ -380,19 +381,3 @@ def _recipe_class(protocol: str) -> type[Clean]:
         return RECIPES[protocol]
     except KeyError:
         raise DiffrecError(f"unknown protocol {protocol!r} (choose from {', '.join(RECIPES)})") from None
-
-
-def _coerce(value: Any, default: Any, what: str) -> Any:
-    if not isinstance(value, str) or isinstance(default, str):
-        return tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
-    text = value.strip()
-    try:
-        if isinstance(default, tuple):
-            parts = json.loads(text) if text.startswith("[") else [p for p in text.replace(":", ",").split(",") if p]
-            return tuple(float(p) for p in parts)
-        if isinstance(default, bool):
-            raise ValueError
-        return type(default)(text) if isinstance(default, float) else int(text)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        kind = "numbers like 0.7,0.2,0.1" if isinstance(default, tuple) else type(default).__name__
-        raise DiffrecError(f"{what}: cannot read {value!r} as {kind}") from None

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 
 from diffrec_cli.errors import DiffrecError
 
@@ -75,3 +76,17 @@ class TimeLinearReweighting:
         span = np.maximum(length.astype(np.float64) - 1.0, 1.0)
         share = np.where(length > 1, position / span, 1.0)  # (m − 1)/(M − 1); a lone interaction is the newest
         return (self.w_min + share * (self.w_max - self.w_min)).astype(np.float32)
+
+
+def reweighted_matrix(train: sp.csr_matrix, train_order: np.ndarray | None, strategy) -> sp.csr_matrix:
+    """``train`` with each interaction's value from ``strategy`` (a ``protocols.Reweighting``), given its
+    chronological position; ``train`` itself when the dataset has no order to weigh by."""
+    if train_order is None:
+        return train
+    lengths = np.diff(train.indptr)
+    matrix = train.copy()
+    matrix.data = np.asarray(strategy.weights(np.asarray(train_order), np.repeat(lengths, lengths)),
+                             dtype=np.float32)
+    # a zero weight (w_min = 0) means "not in the input": pairwise models and graphs read stored entries as positives
+    matrix.eliminate_zeros()
+    return matrix

@@ -4,14 +4,13 @@ Layout: ``HOME/datasets/NAME/{meta.json, splits.npz, interactions.parquet, users
 [, item_emb.npy]}`` (prepared datasets), ``HOME/logs/NAME/{meta.json, log.parquet, users.parquet,
 items.parquet}`` (imported raw logs, the input of ``diffrec data prepare``) and ``HOME/runs/RUN_ID/``.
 Datasets and logs share one namespace: a name is either. HOME is ``--home``, else ``$DIFFREC_HOME``, else
-``$XDG_DATA_HOME/diffrec`` (``~/.local/share/diffrec``). A dataset directory is built under a temporary name
-and renamed into place.
+the platform's user-data folder (``home.py``; ``~/.local/share/diffrec`` on Linux). A dataset directory is
+built under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -23,53 +22,39 @@ import scipy.sparse as sp
 from diffrec_cli import __version__
 from diffrec_cli.atomic import atomic_directory
 from diffrec_cli.data.sparse import SPLITS, InteractionData
-from diffrec_cli.errors import DiffrecError
+from diffrec_cli.errors import DiffrecError, Hint
+from diffrec_cli.home import HomeFolders
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEMO_NAME = "demo"
 
 
-def resolve_home(home: str | os.PathLike | None = None) -> Path:
-    if home:
-        return Path(home).expanduser()
-    env = os.environ.get("DIFFREC_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "diffrec"
+def is_name(text: str) -> bool:
+    """Whether ``text`` can name a dataset or log (letters, digits, '.', '_', '-'; no path separators)."""
+    return bool(NAME_PATTERN.match(text or ""))
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name or ""):
+    """``name``, or an error when it cannot name a dataset or log."""
+    if not is_name(name):
         raise DiffrecError(
             f"invalid dataset name {name!r}: use letters, digits, '.', '_' or '-' (no path separators)"
         )
     return name
 
 
-class DataHome:
-    def __init__(self, home: str | os.PathLike | None = None) -> None:
-        self.root = resolve_home(home)
+class DataHome(HomeFolders):
+    """The data home's datasets, logs and runs (the folders and names: ``home.HomeFolders``)."""
 
-    @property
-    def datasets_dir(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
+    # Datasets and logs: each a folder NAME/ holding meta.json once complete.
+    def dataset_dir(self, name: str) -> Path:
+        return self.datasets_dir / check_name(name)
 
     def log_dir(self, name: str) -> Path:
         return self.logs_dir / check_name(name)
 
-    def log_names(self) -> list[str]:
-        if not self.logs_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.logs_dir.iterdir() if (p / "meta.json").is_file())
+    def exists(self, name: str) -> bool:
+        return (self.dataset_dir(name) / "meta.json").is_file()
 
     def log_exists(self, name: str) -> bool:
         return (self.log_dir(name) / "meta.json").is_file()
@@ -80,22 +65,12 @@ class DataHome:
         other = "log" if kind == "dataset" else "dataset"
         if taken[other]:
             what = "a raw log" if other == "log" else "a prepared dataset"
-            raise DiffrecError(f"{name!r} is already {what} in {self.root} (choose another name, or "
-                               f"'diffrec data remove {name}' first)")
+            raise DiffrecError(f"{name!r} is already {what} in {self.root}",
+                               hint=Hint(step="remove", subject=name, purpose="reuse the name"))
         if taken[kind] and not force:
             where = self.datasets_dir if kind == "dataset" else self.logs_dir
-            raise DiffrecError(f"{kind} {name!r} already exists in {where} (use --force to replace it)")
-
-    def dataset_dir(self, name: str) -> Path:
-        return self.datasets_dir / check_name(name)
-
-    def names(self) -> list[str]:
-        if not self.datasets_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.datasets_dir.iterdir() if (p / "meta.json").is_file())
-
-    def exists(self, name: str) -> bool:
-        return (self.dataset_dir(name) / "meta.json").is_file()
+            raise DiffrecError(f"{kind} {name!r} already exists in {where}",
+                               hint=Hint(options=("force",), purpose="replace it"))
 
     # ----- writing ------------------------------------------------------------------------------
     def save(self, data: InteractionData, *, force: bool = False) -> Path:
@@ -149,33 +124,49 @@ class DataHome:
             if target.exists():
                 shutil.rmtree(target)
                 return kind
-        raise DiffrecError(f"no dataset named {name!r} in {self.datasets_dir} (nor a raw log in {self.logs_dir})")
+        raise self._not_stored(name)
+
+    def remove_all(self, names: list[str]) -> list[tuple[str, str]]:
+        """Delete every named dataset or raw log, or none when one of the names is unknown.
+
+        Returns ``(name, kind)`` per deletion, in the order given; a name given twice is deleted once.
+        """
+        for name in names:
+            if not self.exists(name) and not self.log_exists(name):
+                raise self._not_stored(name)
+        return [(name, self.remove(name)) for name in dict.fromkeys(names)]
+
+    def _not_stored(self, name: str) -> DiffrecError:
+        return DiffrecError(f"no dataset named {name!r} in {self.datasets_dir} (nor a raw log in {self.logs_dir})")
 
     # ----- reading ------------------------------------------------------------------------------
     def meta(self, name: str) -> dict[str, Any]:
         path = self.dataset_dir(name) / "meta.json"
         if not path.is_file():
             if self.log_exists(name):
-                raise DiffrecError(f"{name!r} is a raw log, not a prepared dataset: prepare it first "
-                                   f"('diffrec data prepare {name} --protocol clean --name {name}-clean')")
+                raise DiffrecError(f"{name!r} is a raw log, not a prepared dataset",
+                                   hint=Hint(step="prepare", subject=name, purpose="make a dataset of it"))
             known = ", ".join(self.names()) or "none yet"
-            raise DiffrecError(f"unknown dataset {name!r} in {self.datasets_dir} (known: {known}; "
-                               f"'diffrec data import' and 'diffrec data prepare' make one)")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DiffrecError(f"dataset {name!r}: {path} is not valid JSON ({exc})") from None
+            raise DiffrecError(f"unknown dataset {name!r} in {self.datasets_dir} (known: {known})",
+                               hint=Hint(step="import", purpose="import a log, then prepare it"))
+        return _read_meta(path, f"dataset {name!r}")
 
     def log_meta(self, name: str) -> dict[str, Any]:
         path = self.log_dir(name) / "meta.json"
         if not path.is_file():
             known = ", ".join(self.log_names()) or "none yet"
-            raise DiffrecError(f"unknown log {name!r} in {self.logs_dir} (known: {known}; "
-                               f"'diffrec data import FILE --name NAME' imports one)")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DiffrecError(f"log {name!r}: {path} is not valid JSON ({exc})") from None
+            raise DiffrecError(f"unknown log {name!r} in {self.logs_dir} (known: {known})",
+                               hint=Hint(step="import", purpose="import one"))
+        return _read_meta(path, f"log {name!r}")
+
+    def describe(self, name: str) -> tuple[str, dict[str, Any]]:
+        """``("dataset", meta)`` or ``("log", meta)``: what ``name`` is and its stored description.
+
+        A name that is neither gets the unknown-dataset error.
+        """
+        if not self.exists(name) and self.log_exists(name):
+            return "log", self.log_meta(name)
+        return "dataset", self.meta(name)
 
     def load_log(self, name: str) -> Any:
         """The raw log ``name`` as a :class:`~diffrec_cli.data.ingest.RawLog`."""
@@ -229,6 +220,13 @@ class DataHome:
         item_emb = np.load(folder / "item_emb.npy", allow_pickle=False) if (folder / "item_emb.npy").is_file() else None
         return InteractionData(name=name, **splits, user_ids=users, item_ids=items,
                                train_order=arrays.get("train_order"), item_emb=item_emb, meta=meta)
+
+
+def _read_meta(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DiffrecError(f"{what}: {path} is not valid JSON ({exc})") from None
 
 
 def _interactions_table(data: InteractionData) -> Any:

@@ -5,7 +5,7 @@ Step indices run 0..T−1 in code; index i is the paper's step t = i + 1.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -14,6 +14,15 @@ from torch import nn
 from diffrec_cli.errors import DiffrecError
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@runtime_checkable
+class FusableDenoiser(Protocol):
+    """A denoiser that can run x0-prediction inference with its item-wide layers folded between steps."""
+
+    def supports_fusion(self) -> bool: ...
+
+    def fused_denoise(self, x_start: torch.Tensor, coef_x0: list[float], coef_xt: list[float]) -> torch.Tensor: ...
 UNIFORM_MIX = 0.001  # share of uniform probability kept in importance sampling, as the authors do
 
 
@@ -213,7 +222,7 @@ class GaussianDiffusion(nn.Module):
         """Whether ``denoiser.fused_denoise`` computes Algorithm 2 here: x0-prediction, an eval-mode denoiser
         that supports it, and a last step (t = 1) whose posterior mean ignores x_t, so scores are its x̂_0."""
         return (self.prediction == "x0" and not denoiser.training
-                and getattr(denoiser, "supports_fusion", lambda: False)()
+                and isinstance(denoiser, FusableDenoiser) and denoiser.supports_fusion()
                 and (self.noiseless or float(self.posterior_mean_coef_xt[0]) == 0.0))
 
     @torch.no_grad()

@@ -15,7 +15,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from diffrec_cli.data.sparse import dense_rows
+from diffrec_cli.data.reweighting import NoReweighting, reweighted_matrix
+from diffrec_cli.data.sparse import InteractionData, dense_rows
+from diffrec_cli.protocols import Reweighting
 
 
 @dataclass
@@ -37,22 +39,69 @@ def adamw(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
 
 
 class Recommender(nn.Module):
-    """Base class: subclasses implement ``loss`` (training) and ``scores`` (full ranking)."""
+    """Base class: subclasses implement ``loss`` (training) and ``scores`` (full ranking).
 
+    The class attributes below are the contract the registry, trainer, tuner and tests read; a model
+    overrides the ones that apply to it. The constructor's keyword arguments are the model's settings: the
+    build step records them (``models/build.py``), so a model never keeps a copy of its own config.
+    """
+
+    #: Registry name (``--model NAME``).
     name: ClassVar[str] = ""
+    #: Positional constructor arguments taken from the dataset, in order: the sizes, then any
+    #: ``InteractionData`` attribute the model needs (e.g. ``"item_emb"``, ``"train"``).
     data_args: ClassVar[tuple[str, ...]] = ("n_users", "n_items")
-    # constructor parameter -> (registry kind, default name), e.g. {"schedule": ("noise_schedule", "linear-var")}
+    #: Component-valued constructor arguments: parameter -> (registry kind, default name), e.g.
+    #: ``{"schedule": ("noise_schedule", "linear-var")}``. Each is built from the settings by name.
     components: ClassVar[dict[str, tuple[str, str]]] = {}
+    #: The model's own defaults for its components' settings (e.g. L-DiffRec's noise schedule).
+    component_defaults: ClassVar[dict[str, Any]] = {}
+    #: The reweighting strategy used when the settings name none (T-DiffRec: ``time-linear``).
+    default_reweighting: ClassVar[str] = "none"
+    #: ``diffrec tune``'s default search space: setting -> list of choices (or a range, see tuning.py).
+    search_space: ClassVar[dict[str, Any]] = {}
+    #: Small settings for the contract tests (``--set``-style values); empty: the defaults.
+    test_settings: ClassVar[dict[str, Any]] = {}
+    #: Closed-form models (EASE, ItemKNN, ...) implement ``fit_closed_form``; the trainer fits them once and
+    #: evaluates once instead of running epochs.
+    closed_form: ClassVar[bool] = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()
         self.n_users = n_users
         self.n_items = n_items
-        self.config: dict[str, Any] = {}
+        # the build step replaces this with the strategy named in the settings (a component like any other)
+        self.reweighting: Reweighting = NoReweighting()
 
-    # Closed-form models (EASE, ItemKNN, ...) set this and implement ``fit_closed_form``; the trainer then
-    # fits once and evaluates once instead of running epochs.
-    closed_form: ClassVar[bool] = False
+    def inputs(self, data: InteractionData) -> sp.csr_matrix:
+        """The training matrix this model reads, in training and when serving: the dataset's training
+        interactions with values from its reweighting strategy (1s without one)."""
+        return reweighted_matrix(data.train, data.train_order, self.reweighting)
+
+    def derived_config(self) -> dict[str, Any]:
+        """Settings computed from the data at construction that a checkpoint must record to rebuild the same
+        shapes (L-DiffRec's cluster sizes); given back to the constructor on reload."""
+        return {}
+
+    def diffusion_steps(self) -> int | None:
+        """T, for models that diffuse (progress panels show the loss per step); None otherwise."""
+        return None
+
+    def training_state(self) -> dict[str, Any]:
+        """Training progress kept outside the state dict (counters that drive annealing, say), as JSON
+        values: saved in resumable checkpoints so a resumed run continues exactly."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`training_state` returned."""
+
+    def describe(self) -> list[str]:
+        """Extra lines about the built model, printed when training starts (e.g. L-DiffRec's clusters)."""
+        return []
+
+    def item_embeddings(self) -> torch.Tensor | None:
+        """(n_items, d) item embeddings for ``diffrec export-embeddings``; None for models without them."""
+        return None
 
     def loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError

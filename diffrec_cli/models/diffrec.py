@@ -47,9 +47,9 @@ class DiffRec(Recommender):
             raise DiffrecError(f"noising_steps (T') must lie in 0..{self.diffusion.steps}, got {noising_steps}")
         self.denoiser = MLPDenoiser(n_items, dims, emb_size, dropout, normalize_input)
         self.noising_steps = noising_steps
-        self.config = dict(dims=list(dims), emb_size=emb_size, dropout=dropout, prediction=prediction,
-                           step_weighting=step_weighting, sampling=sampling, noising_steps=noising_steps,
-                           history=history, normalize_input=normalize_input)
+
+    def diffusion_steps(self) -> int:
+        return self.diffusion.steps
 
     def loss(self, batch: Batch) -> torch.Tensor:
         return self.diffusion.training_losses(self.denoiser, batch.x).mean()

@@ -83,6 +83,30 @@ def _mlp(sizes: Sequence[int], final_activation: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _check_settings(n_items: int, n_clusters: int, latent_size: int, encoder_dims: tuple[int, ...],
+                    decoder_dims: tuple[int, ...], denoiser_dims: tuple[int, ...], dropout: float,
+                    denoiser_dropout: float, lam: float, lam_floor: float, lam_epochs: int, kl_cap: float,
+                    kl_anneal_batches: int, decode_from: str, denoiser_lr: float) -> None:
+    """L-DiffRec's settings, checked before anything is built (one error naming the first bad one)."""
+    checks = [
+        (int(n_clusters) == n_clusters and 1 <= n_clusters <= n_items,
+         f"n_clusters must be an integer in 1..{n_items}, got {n_clusters}"),
+        (latent_size >= n_clusters, f"latent_size must be at least n_clusters ({n_clusters}), got {latent_size}"),
+        (min(encoder_dims + decoder_dims, default=1) > 0, "encoder_dims and decoder_dims must be positive sizes"),
+        (bool(denoiser_dims) and min(denoiser_dims) > 0,
+         f"denoiser_dims must be a non-empty list of positive sizes, got {list(denoiser_dims)}"),
+        (0.0 <= dropout < 1.0 and 0.0 <= denoiser_dropout < 1.0, "dropouts must lie in [0, 1)"),
+        (lam >= 0 and lam_floor >= 0 and lam_epochs >= 0, "lam, lam_floor and lam_epochs must be >= 0"),
+        (kl_cap >= 0 and kl_anneal_batches >= 0, "kl_cap and kl_anneal_batches must be >= 0"),
+        (decode_from in ("denoised", "sampled"),
+         f"decode_from must be 'denoised' or 'sampled', got {decode_from!r}"),
+        (denoiser_lr >= 0, f"denoiser_lr must be >= 0, got {denoiser_lr}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DiffrecError(message)
+
+
 class LDiffRec(Recommender):
     """L-DiffRec. Defaults are the authors' ML-1M (clean) settings for it.
 
@@ -118,7 +142,6 @@ class LDiffRec(Recommender):
     # The authors' ML-1M (clean) L-DiffRec schedule; their latent diffusion leaves β₁ as Eq. 4 gives it.
     component_defaults = {"steps": 40, "noise_scale": 0.005, "noise_min": 0.005, "noise_max": 0.02,
                           "first_beta": None}
-    derived_settings = ("cluster_sizes",)
     test_settings = {"n_clusters": 2, "latent_size": 12, "denoiser_dims": [16], "emb_size": 4, "steps": 5}
 
     def __init__(self, n_users: int, n_items: int, item_emb: np.ndarray | None = None,
@@ -135,57 +158,16 @@ class LDiffRec(Recommender):
         encoder_dims = tuple(int(d) for d in encoder_dims)
         decoder_dims = tuple(int(d) for d in decoder_dims)
         denoiser_dims = tuple(int(d) for d in denoiser_dims)
-        checks = [
-            (int(n_clusters) == n_clusters and 1 <= n_clusters <= n_items,
-             f"n_clusters must be an integer in 1..{n_items}, got {n_clusters}"),
-            (latent_size >= n_clusters, f"latent_size must be at least n_clusters ({n_clusters}), got {latent_size}"),
-            (min(encoder_dims + decoder_dims, default=1) > 0, "encoder_dims and decoder_dims must be positive sizes"),
-            (bool(denoiser_dims) and min(denoiser_dims) > 0,
-             f"denoiser_dims must be a non-empty list of positive sizes, got {list(denoiser_dims)}"),
-            (0.0 <= dropout < 1.0 and 0.0 <= denoiser_dropout < 1.0, "dropouts must lie in [0, 1)"),
-            (lam >= 0 and lam_floor >= 0 and lam_epochs >= 0, "lam, lam_floor and lam_epochs must be >= 0"),
-            (kl_cap >= 0 and kl_anneal_batches >= 0, "kl_cap and kl_anneal_batches must be >= 0"),
-            (decode_from in ("denoised", "sampled"),
-             f"decode_from must be 'denoised' or 'sampled', got {decode_from!r}"),
-            (denoiser_lr >= 0, f"denoiser_lr must be >= 0, got {denoiser_lr}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DiffrecError(message)
+        _check_settings(n_items, n_clusters, latent_size, encoder_dims, decoder_dims, denoiser_dims, dropout,
+                        denoiser_dropout, lam, lam_floor, lam_epochs, kl_cap, kl_anneal_batches, decode_from,
+                        denoiser_lr)
         n_clusters = int(n_clusters)
 
-        # ----- clustering -----
         order, sizes, self.cluster_source = self._cluster(n_items, n_clusters, item_emb, train, embeddings,
                                                           cluster_seed, cluster_sizes)
-        self.register_buffer("item_order", torch.as_tensor(order, dtype=torch.long))
-        # derived from item_order (and rebuilt when a checkpoint's item_order is loaded)
-        self.register_buffer("item_position", torch.empty(n_items, dtype=torch.long), persistent=False)
-        self.register_buffer("position_cluster", torch.repeat_interleave(
-            torch.arange(n_clusters), torch.as_tensor(sizes)), persistent=False)
-        self.register_buffer("cluster_start", torch.as_tensor(np.cumsum([0] + sizes[:-1]), dtype=torch.long),
-                             persistent=False)
-        self._sync_positions()
-        self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_positions())
-        self.cluster_sizes = sizes
+        self._build_cluster_buffers(order, sizes)
         self.latent_sizes = proportional_sizes(latent_size, sizes)
-        hidden = [proportional_sizes(d, sizes) for d in encoder_dims]  # hidden[layer][cluster]
-
-        # ----- VAE -----
-        # encoder c: ItemLinear(items of c → first size), then the rest (tanh between layers; after the last
-        # one too when the posterior is bounded)
-        enc_sizes = [[sizes[c], *(h[c] for h in hidden), 2 * self.latent_sizes[c]] for c in range(n_clusters)]
-        self.encoder_inputs = nn.ModuleList(ItemLinear(e[0], e[1]) for e in enc_sizes)
-        self.encoders = nn.ModuleList(
-            nn.Sequential(*([nn.Tanh()] if len(e) > 2 or bounded_posterior else []),
-                          *_mlp(e[1:], final_activation=bounded_posterior))
-            for e in enc_sizes)
-        if decoder_dims:
-            dec_hidden = [proportional_sizes(d, sizes) for d in decoder_dims]
-            self.decoders = nn.ModuleList(
-                _mlp([self.latent_sizes[c], *(h[c] for h in dec_hidden), sizes[c]], final_activation=False)
-                for c in range(n_clusters))
-        else:
-            self.decoders = nn.ModuleList([_mlp([latent_size, n_items], final_activation=False)])
+        self._build_vae(encoder_dims, decoder_dims, bounded_posterior, latent_size)
 
         # ----- latent diffusion -----
         self.schedule = schedule
@@ -204,14 +186,38 @@ class LDiffRec(Recommender):
         self.denoiser_lr = denoiser_lr
         self.batches_seen = 0  # drives γ (per batch)
         self.epochs_done = 0  # drives λ (per epoch)
-        self.config = dict(n_clusters=n_clusters, latent_size=latent_size, encoder_dims=list(encoder_dims),
-                           decoder_dims=list(decoder_dims), denoiser_dims=list(denoiser_dims), emb_size=emb_size,
-                           dropout=dropout, denoiser_dropout=denoiser_dropout, bounded_posterior=bounded_posterior,
-                           prediction=prediction, step_weighting=step_weighting, sampling=sampling,
-                           noising_steps=noising_steps, history=history, lam=lam, lam_floor=lam_floor,
-                           lam_epochs=lam_epochs, kl_cap=kl_cap, kl_anneal_batches=kl_anneal_batches,
-                           decode_from=decode_from, denoiser_lr=denoiser_lr, embeddings=embeddings,
-                           cluster_seed=cluster_seed, cluster_sizes=list(sizes))
+
+    def _build_cluster_buffers(self, order: np.ndarray, sizes: list[int]) -> None:
+        self.register_buffer("item_order", torch.as_tensor(order, dtype=torch.long))
+        # derived from item_order (and rebuilt when a checkpoint's item_order is loaded)
+        self.register_buffer("item_position", torch.empty(self.n_items, dtype=torch.long), persistent=False)
+        self.register_buffer("position_cluster", torch.repeat_interleave(
+            torch.arange(len(sizes)), torch.as_tensor(sizes)), persistent=False)
+        self.register_buffer("cluster_start", torch.as_tensor(np.cumsum([0] + sizes[:-1]), dtype=torch.long),
+                             persistent=False)
+        self._sync_positions()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_positions())
+        self.cluster_sizes = sizes
+
+    def _build_vae(self, encoder_dims: tuple[int, ...], decoder_dims: tuple[int, ...], bounded_posterior: bool,
+                   latent_size: int) -> None:
+        sizes, n_clusters = self.cluster_sizes, len(self.cluster_sizes)
+        hidden = [proportional_sizes(d, sizes) for d in encoder_dims]  # hidden[layer][cluster]
+        # encoder c: ItemLinear(items of c → first size), then the rest (tanh between layers; after the last
+        # one too when the posterior is bounded)
+        enc_sizes = [[sizes[c], *(h[c] for h in hidden), 2 * self.latent_sizes[c]] for c in range(n_clusters)]
+        self.encoder_inputs = nn.ModuleList(ItemLinear(e[0], e[1]) for e in enc_sizes)
+        self.encoders = nn.ModuleList(
+            nn.Sequential(*([nn.Tanh()] if len(e) > 2 or bounded_posterior else []),
+                          *_mlp(e[1:], final_activation=bounded_posterior))
+            for e in enc_sizes)
+        if decoder_dims:
+            dec_hidden = [proportional_sizes(d, sizes) for d in decoder_dims]
+            self.decoders = nn.ModuleList(
+                _mlp([self.latent_sizes[c], *(h[c] for h in dec_hidden), sizes[c]], final_activation=False)
+                for c in range(n_clusters))
+        else:
+            self.decoders = nn.ModuleList([_mlp([latent_size, self.n_items], final_activation=False)])
 
     # ----- clustering ---------------------------------------------------------------------------
     @staticmethod
@@ -261,6 +267,12 @@ class LDiffRec(Recommender):
         out = np.empty(self.n_items, dtype=np.int64)
         out[self.item_order.cpu().numpy()] = labels
         return out
+
+    def derived_config(self) -> dict[str, Any]:
+        return {"cluster_sizes": list(self.cluster_sizes)}
+
+    def diffusion_steps(self) -> int:
+        return self.diffusion.steps
 
     def describe(self) -> list[str]:
         """Cluster statistics and parameter counts, printed when training starts."""
@@ -327,6 +339,12 @@ class LDiffRec(Recommender):
         if self.lam_epochs == 0:
             return max(self.lam, self.lam_floor)
         return max((1.0 - self.epochs_done / self.lam_epochs) * self.lam, self.lam_floor)
+
+    def training_state(self) -> dict[str, Any]:
+        return {"batches_seen": self.batches_seen}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.batches_seen = int(state["batches_seen"])
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epochs_done = epoch - 1

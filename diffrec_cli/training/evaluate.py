@@ -13,9 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from diffrec_cli.data.sparse import InteractionData, dense_rows
-
-DEFAULT_KS = (10, 20, 50, 100)
-METRICS = ("recall", "ndcg", "precision", "mrr", "hit")
+from diffrec_cli.metrics import DEFAULT_KS, METRICS  # noqa: F401  (re-exported: the trainer's names)
 
 
 def eval_batch_size(n_items: int) -> int:
@@ -76,10 +74,6 @@ class MetricAccumulator:
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _input_matrix(data: InteractionData) -> sp.csr_matrix:
-    return data.train
-
-
 def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str, ...], device: torch.device | str,
                     batch_size: int | None, inputs: sp.csr_matrix) -> Iterator[tuple[str, np.ndarray, torch.Tensor,
                                                                                  torch.Tensor]]:
@@ -115,7 +109,7 @@ def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] 
     """Score every user once from their training row, then rank for each requested split: the means over
     users with ground truth in the split."""
     splits = tuple(splits)
-    inputs = input_matrix if input_matrix is not None else _input_matrix(data)
+    inputs = input_matrix if input_matrix is not None else data.train
     acc = {s: MetricAccumulator(ks) for s in splits}
     for split, _, scores, truth in _ranked_batches(score_fn, data, splits, device, batch_size, inputs):
         acc[split].add(scores, truth)
@@ -132,7 +126,7 @@ def evaluate_per_user(score_fn: ScoreFn, data: InteractionData, *, split: str = 
     Returns the user rows with ground truth in ``split`` (ascending) and, per metric name, a float64 array
     aligned with them; each array's mean is the metric ``evaluate`` reports.
     """
-    inputs = input_matrix if input_matrix is not None else _input_matrix(data)
+    inputs = input_matrix if input_matrix is not None else data.train
     ks = tuple(sorted(ks))
     user_parts: list[np.ndarray] = []
     value_parts: dict[str, list[np.ndarray]] = {}

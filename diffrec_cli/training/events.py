@@ -4,7 +4,7 @@ the Textual live panel, plugin callbacks and silent tests."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class TrainingStarted:
     precision: str
     diffusion_steps: int | None
     details: tuple[str, ...] = ()  # lines a model adds about itself (e.g. L-DiffRec's clusters), from describe()
+    first_epoch: int = 1  # > 1 when a run resumes after epoch first_epoch − 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ class Evaluated:
 
 
 @dataclass(frozen=True)
+class ResumePoint:
+    """The end of an epoch training can be resumed from; ``state()`` takes the snapshot (only listeners that
+    keep it, such as the run recorder, pay for the copy)."""
+
+    epoch: int
+    state: Callable[[], Any]
+
+
+@dataclass(frozen=True)
 class TrainingFinished:
     best_epoch: int
     epochs_run: int
@@ -57,9 +67,6 @@ class TrainingFinished:
     seconds: float
     valid: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
-
-
-TrainingEvent = TrainingStarted | StepFinished | EpochFinished | Evaluated | TrainingFinished
 
 
 class Reporter(Protocol):

@@ -8,13 +8,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Static
 
-from diffrec_cli.training.tracker import format_seconds
+from diffrec_cli.render.numbers import format_seconds
 from diffrec_cli.tui.messages import DetailLoaded
 from diffrec_cli.tui.records import CompareRow, RunDetail, compare_rows, read_detail
 from diffrec_cli.tui.runs_screen import short_id
+from diffrec_cli.tui.table_screen import TableScreen
 
 BEST_STYLE = "bold reverse green"
 
@@ -33,7 +33,9 @@ def format_value(value, row: CompareRow) -> str:
     return str(value)
 
 
-class CompareScreen(Screen):
+class CompareScreen(TableScreen):
+    TABLE_ID = "compare"  # no fixed COLUMNS: one per run, added once the runs are read
+
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "reload", "Refresh")]
 
     DEFAULT_CSS = """
@@ -47,15 +49,8 @@ class CompareScreen(Screen):
         self.details: dict[str, RunDetail] = {}
         self.rows: list[CompareRow] = []
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_above(self) -> ComposeResult:
         yield Static(id="compare-legend")
-        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#compare", DataTable).focus()
-        self.action_reload()
 
     def action_reload(self) -> None:
         self.details = {}

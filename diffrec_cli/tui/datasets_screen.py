@@ -7,34 +7,28 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Static
 
+from diffrec_cli.render.datasets import dataset_info_table
 from diffrec_cli.tui.messages import DatasetsLoaded
 from diffrec_cli.tui.records import DatasetInfo, list_datasets
+from diffrec_cli.tui.table_screen import TableScreen
 
 COLUMNS = (("name", "name"), ("users", "users"), ("items", "items"), ("train", "train"), ("valid", "valid"),
            ("test", "test"), ("density", "density"))
 
 
 def info_table(info: DatasetInfo) -> Table:
-    """What ``diffrec data info NAME`` prints."""
-    table = Table("statistic", "value", title=f"dataset {info.name}", title_justify="left")
-    c = info.counts
-    for label, key in (("users", "users"), ("items", "items"), ("train interactions", "train"),
-                       ("valid interactions", "valid"), ("test interactions", "test"),
-                       ("all interactions", "interactions")):
-        table.add_row(label, f"{c[key]:,}" if isinstance(c.get(key), int) else "–")
-    density = c.get("density")
-    table.add_row("density", f"{density:.4%}" if isinstance(density, float) else "–")
-    table.add_row("fingerprint", str(info.meta.get("fingerprint", "?")))
-    source = info.meta.get("source")
-    if isinstance(source, dict) and source:
-        table.add_row("source", ", ".join(f"{k}={v}" for k, v in source.items()))
+    """What ``diffrec data info NAME`` prints, its title at the left of the panel."""
+    table = dataset_info_table(info.name, info.meta)
+    table.title_justify = "left"
     return table
 
 
-class DatasetsScreen(Screen):
+class DatasetsScreen(TableScreen):
+    TABLE_ID = "datasets"
+    COLUMNS = COLUMNS  # this module's (key, label) pairs, for TableScreen.on_mount
+
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "reload", "Refresh")]
 
     DEFAULT_CSS = """
@@ -46,18 +40,8 @@ class DatasetsScreen(Screen):
         super().__init__()
         self.datasets: list[DatasetInfo] = []
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="datasets", cursor_type="row", zebra_stripes=True)
+    def compose_below(self) -> ComposeResult:
         yield Static(id="dataset-info")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one("#datasets", DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        table.focus()
-        self.action_reload()
 
     def action_reload(self) -> None:
         self._load()

@@ -14,33 +14,15 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane, Tabs
 
-from diffrec_cli.training.tracker import format_seconds
-from diffrec_cli.tui.charts import Series
+from diffrec_cli.render.charts import Series
+from diffrec_cli.render.metrics import metrics_table
+from diffrec_cli.render.numbers import format_seconds
+from diffrec_cli.training.evaluate import METRICS
 from diffrec_cli.tui.messages import DetailLoaded, RecommendationsReady
-from diffrec_cli.tui.records import RunDetail, best_evaluation, read_detail
+from diffrec_cli.tui.records import RunDetail, read_detail
 from diffrec_cli.tui.widgets import CurveChart, LossSparkline, StepLossBars
 
-METRICS = ("recall", "ndcg", "precision", "mrr", "hit")
 TABS = ("overview", "curves", "losses", "recommend")
-
-
-def final_table(detail: RunDetail) -> Table:
-    """Validation and test metrics at the best epoch (or at the best evaluation so far)."""
-    table = Table(title="metrics at the best epoch", title_justify="left", expand=False)
-    table.add_column("metric")
-    for k in detail.ks:
-        table.add_column(f"@{k}", justify="right")
-    source = detail.final
-    if source is None and detail.evaluations:
-        best = best_evaluation(detail.evaluations, (detail.config.get("train") or {}).get("metric", "recall@20"))
-        source = {"valid": (best or {}).get("valid") or {}, "test": (best or {}).get("test") or {}}
-    for split in ("valid", "test"):
-        values = (source or {}).get(split) or {}
-        for metric in METRICS:
-            cells = [values.get(f"{metric}@{k}") for k in detail.ks]
-            if any(isinstance(c, (int, float)) for c in cells):
-                table.add_row(f"{split} {metric}", *[f"{c:.4f}" if isinstance(c, (int, float)) else "–" for c in cells])
-    return table
 
 
 def overview(detail: RunDetail) -> Group:
@@ -50,15 +32,16 @@ def overview(detail: RunDetail) -> Group:
     facts.add_column()
     for label, value in (("run", s.id), ("status", s.status), ("model", s.model), ("dataset", s.dataset),
                          ("best epoch", s.best_epoch), ("epochs run", (detail.final or {}).get("epochs_run")),
-                         ("wall time", format_seconds(s.seconds) if s.seconds is not None else None),
+                         ("wall time", format_seconds(s.seconds)),
                          ("parameters", f"{s.parameters:,}" if s.parameters is not None else None),
                          ("checkpoint", str(detail.checkpoint) if detail.checkpoint else "none")):
         facts.add_row(label, "–" if value is None else str(value))
     parts: list = [facts]
     for problem in detail.problems:
         parts.append(Text(f"problem: {problem}", style="bold red"))
-    parts += [Text(""), final_table(detail), Text(""), Text("configuration", style="bold"),
-              Text(json.dumps(detail.config, indent=2, default=str))]
+    best = detail.record.best()
+    parts += [Text(""), metrics_table(best.valid, best.test, detail.ks, title="metrics at the best epoch"),
+              Text(""), Text("configuration", style="bold"), Text(json.dumps(detail.config, indent=2, default=str))]
     return Group(*parts)
 
 

@@ -15,8 +15,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
 from diffrec_cli.config import Settings
-from diffrec_cli.training.tracker import TrainingTracker, format_seconds
-from diffrec_cli.tui.charts import progress_bar
+from diffrec_cli.render.charts import progress_bar
+from diffrec_cli.render.numbers import format_seconds
+from diffrec_cli.training.events import TrainingStarted
+from diffrec_cli.training.tracker import TrainingTracker
 from diffrec_cli.tui.messages import TrainingDone, TrainingUpdate
 from diffrec_cli.tui.widgets import LossSparkline, StepLossBars
 
@@ -134,7 +136,7 @@ class LiveTrainingScreen(Screen):
     @work(thread=True, exclusive=True, group="train")
     def _train(self) -> None:
         from diffrec_cli.errors import DiffrecError
-        from diffrec_cli.training.loop import train
+        from diffrec_cli.training.job import train
 
         try:
             outcome = train(self.settings, self.app.registry(), home=self.app.home,
@@ -149,7 +151,7 @@ class LiveTrainingScreen(Screen):
 
     def on_training_update(self, message: TrainingUpdate) -> None:
         if self.run_id is None:
-            self.run_id = getattr(message.event, "run_id", None)
+            self.run_id = message.event.run_id if isinstance(message.event, TrainingStarted) else None
         self.query_one(LivePanel).apply(message.event)
 
     def on_training_done(self, message: TrainingDone) -> None:

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Input, Static
 
+from diffrec_cli.runs import RUN_ID
 from diffrec_cli.tui.messages import RunsLoaded
-from diffrec_cli.tui.records import COLUMNS, RunSummary, format_cell, list_summaries, matches, sort_summaries
+from diffrec_cli.tui.records import (COLUMNS, METRIC_KEYS, RunSummary, format_cell, list_summaries, matches,
+                                     sort_summaries)
+from diffrec_cli.tui.table_screen import TableScreen
 
 STATUS_STYLES = {"running": "bold yellow", "finished": "green", "failed": "bold red", "stopped": "magenta",
-                 "error": "bold red"}
-RUN_ID = re.compile(r"^\d{8}-\d{6}-.+-([0-9a-f]{4})$")
-NUMERIC = {"best_epoch", "valid_recall", "valid_ndcg", "test_recall", "test_ndcg", "parameters", "seconds"}
+                 "crashed": "bold red", "error": "bold red"}
+NUMERIC = {"best_epoch", *METRIC_KEYS, "parameters", "seconds"}
 
 
 def short_id(run_id: str) -> str:
     """The random suffix of a generated run id (the date is in its own column); other names as they are."""
     found = RUN_ID.match(run_id)
-    return found.group(1) if found else run_id[:14]
+    return found.group(3) if found else run_id[:14]
 
 
-class RunsScreen(Screen):
+class RunsScreen(TableScreen):
+    TABLE_ID = "runs"
+    COLUMNS = COLUMNS  # this module's (key, label) pairs, for TableScreen.on_mount
+
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("space", "mark", "Mark"),
@@ -55,19 +57,13 @@ class RunsScreen(Screen):
         self.marked: list[str] = []
         self._shown: tuple = ()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_above(self) -> ComposeResult:
         yield Input(placeholder="/ filter: model or dataset (model:x dataset:y status:z)", id="filter")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+
+    def compose_below(self) -> ComposeResult:
         yield Static(id="runs-status")
-        yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        table.focus()
-        self.action_reload()
         self.set_interval(self.app.refresh_seconds, self.action_reload)
 
     # ----- reading (worker thread) ----------------------------------------------------------------

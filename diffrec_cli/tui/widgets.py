@@ -1,4 +1,4 @@
-"""Small Textual widgets around the charts in :mod:`diffrec_cli.tui.charts`.
+"""Small Textual widgets around the charts in :mod:`diffrec_cli.render.charts`.
 
 Each keeps the data it draws in a plain attribute (``values``, ``series``) so tests can assert on what
 a chart received, not on pixels.
@@ -11,7 +11,8 @@ from typing import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
-from diffrec_cli.tui.charts import LineChart, Series, StepBars, finite, short_number, sparkline
+from diffrec_cli.render.charts import LineChart, Series, StepBars, finite, sparkline
+from diffrec_cli.render.numbers import short_number
 
 
 class LossSparkline(Widget):

@@ -5,10 +5,13 @@ from __future__ import annotations
 from rich.console import Console
 
 from dashboard_fixtures import RUN_A, RUN_B, RUN_C, write_fixture_runs
+from diffrec_cli.render.charts import LineChart, Series, StepBars, bucket, progress_bar, sparkline
+from diffrec_cli.render.numbers import format_seconds
 from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
-from diffrec_cli.training.tracker import TrainingTracker, format_seconds
-from diffrec_cli.tui.charts import LineChart, Series, StepBars, bucket, progress_bar, sparkline
-from diffrec_cli.tui.records import list_summaries, matches, read_detail, read_summary, sort_summaries
+from diffrec_cli.training.tracker import TrainingTracker
+from diffrec_cli.runs import read_run
+from diffrec_cli.training.evaluate import METRICS
+from diffrec_cli.tui.records import SUMMARY_METRICS, list_summaries, matches, read_detail, sort_summaries, summarize
 
 
 def render(renderable, width=40, height=None) -> list[str]:
@@ -29,6 +32,7 @@ def test_summaries_sort_and_filter(tmp_path):
     assert [r.id for r in rows if matches(r, "tiny")] == [RUN_A, RUN_C]
     assert [r.id for r in rows if matches(r, "model:diff dataset:demo")] == [RUN_B]
     assert [r.id for r in rows if matches(r, "status:stopped")] == [RUN_C]
+    assert set(SUMMARY_METRICS) <= set(METRICS)  # the table's columns name metrics that evaluation computes
 
 
 def test_running_run_summary_comes_from_metrics(tmp_path):
@@ -36,7 +40,7 @@ def test_running_run_summary_comes_from_metrics(tmp_path):
     run = tmp_path / RUN_C
     (run / "final.json").unlink()
     (run / "status.json").write_text('{"status": "running"}')
-    summary = read_summary(run, now=lambda: 1709496000.0 + 90)
+    summary = summarize(read_run(run), now=lambda: 1709496000.0 + 90)
     assert summary.status == "running" and summary.seconds == 90.0
     assert summary.best_epoch == 2 and summary.valid_recall == 0.288
 

@@ -1,8 +1,8 @@
 """diffrec-baselines: the DiffRec paper's baselines (§4.1.2) and two strong classics, as a diffrec plugin.
 
 diffrec loads this module through the ``diffrec`` entry-point group and calls ``register_models`` with a
-``register`` callback, exactly as it does for any third-party plugin. The model modules are imported inside
-the hook so that loading plugins stays cheap.
+``register`` callback, exactly as it does for any third-party plugin. Each model is registered by name and
+import path, so loading plugins stays cheap (no torch): diffrec imports a model's module when it builds one.
 """
 
 from diffrec_cli.hookspecs import hookimpl
@@ -10,15 +10,24 @@ from diffrec_cli.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 
+MODELS = {
+    "mf": "diffrec_baselines.graph:MF",
+    "lightgcn": "diffrec_baselines.graph:LightGCN",
+    "cdae": "diffrec_baselines.autoencoders:CDAE",
+    "multidae": "diffrec_baselines.autoencoders:MultiDAE",
+    "multidae++": "diffrec_baselines.autoencoders:MultiDAEPlusPlus",
+    "multivae": "diffrec_baselines.autoencoders:MultiVAE",
+    "codigem": "diffrec_baselines.autoencoders:CODIGEM",
+    "ease": "diffrec_baselines.neighbourhood:EASE",
+    "itemknn": "diffrec_baselines.neighbourhood:ItemKNN",
+    "toppop": "diffrec_baselines.popularity:TopPop",
+    "rp3beta": "diffrec_baselines.neighbourhood:RP3beta",
+    "slim": "diffrec_baselines.slim:SLIM",
+    "ials": "diffrec_baselines.ials:IALS",
+}
+
+
 @hookimpl
 def register_models(register):
-    from diffrec_baselines.autoencoders import CDAE, CODIGEM, MultiDAE, MultiDAEPlusPlus, MultiVAE
-    from diffrec_baselines.graph import LightGCN, MF
-    from diffrec_baselines.ials import IALS
-    from diffrec_baselines.neighbourhood import EASE, ItemKNN, RP3beta
-    from diffrec_baselines.popularity import TopPop
-    from diffrec_baselines.slim import SLIM
-
-    for cls in (MF, LightGCN, CDAE, MultiDAE, MultiDAEPlusPlus, MultiVAE, CODIGEM, EASE, ItemKNN, TopPop, RP3beta,
-                SLIM, IALS):
-        register(cls, name=cls.name)
+    for name, path in MODELS.items():
+        register(name, path)

@@ -71,7 +71,6 @@ class MultiDAE(Recommender):
         self.encoder = _linears(decoder[::-1])
         self.decoder = _linears(decoder)
         self.dropout = dropout
-        self.config = dict(dims=list(dims), dropout=dropout)
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """The training-time corruption of the input (dropout here)."""
@@ -142,10 +141,15 @@ class MultiVAE(Recommender):
         self.latent = dims[0]
         self.dropout, self.anneal_cap, self.anneal_steps = dropout, anneal_cap, anneal_steps
         self.updates = 0
-        self.config = dict(dims=list(dims), dropout=dropout, anneal_cap=anneal_cap, anneal_steps=anneal_steps)
 
     def kl_weight(self) -> float:
         return annealed_weight(self.anneal_cap, self.updates, self.anneal_steps)
+
+    def training_state(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.dropout(F.normalize(x, dim=-1), self.dropout, self.training)
@@ -186,7 +190,6 @@ class CDAE(Recommender):
         self.user_emb = nn.Embedding(n_users, hidden)
         nn.init.normal_(self.user_emb.weight, 0.0, 0.01)
         self.dropout, self.activation = dropout, activation
-        self.config = dict(hidden=hidden, dropout=dropout, activation=activation)
 
     def make_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """Adam with ``weight_decay`` as the L2 term λ/2·‖θ‖² of CDAE's objective (added to the gradient):
@@ -230,7 +233,6 @@ class CODIGEM(Recommender):
         self.reverse = nn.ModuleList(_linears([n_items, hidden, hidden, hidden, 2 * n_items])
                                      for _ in range(steps - 1))
         self.steps, self.beta = steps, beta
-        self.config = dict(steps=steps, beta=beta, hidden=hidden)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         x = batch.x

@@ -46,7 +46,6 @@ class MF(PairwiseRecommender):
         nn.init.normal_(self.user_emb.weight, std=0.1)
         nn.init.normal_(self.item_emb.weight, std=0.1)
         self.reg, self.dropout = reg, dropout
-        self.config = dict(emb_size=emb_size, reg=reg, dropout=dropout)
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_emb.weight, self.item_emb.weight
@@ -135,7 +134,6 @@ class LightGCN(MF):
         self.register_buffer("edges", torch.zeros(0, 2, dtype=torch.int64))
         self._adj: torch.Tensor | None = None
         self._source: Any = None
-        self.config = dict(emb_size=emb_size, layers=layers, reg=reg, dropout=dropout)
 
     # ----- graph -------------------------------------------------------------------------------
     def set_graph(self, train: sp.csr_matrix) -> None:

@@ -47,7 +47,6 @@ class EASE(Recommender):
             raise DiffrecError(f"reg (λ) must be positive, got {reg}")
         self.reg = reg
         self.weight = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
-        self.config = dict(reg=reg)
 
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
         x = sp.csr_matrix(train, dtype=np.float64)
@@ -142,7 +141,6 @@ class ItemKNN(SparseItemItem):
             raise DiffrecError(f"shrink must be >= 0, got {shrink}")
         self.k, self.shrink = k, shrink
         self._init_sparse_weights(n_items, k)
-        self.config = dict(k=k, shrink=shrink)
 
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
         index, value = cosine_topk(train, self.neighbours.shape[1], self.shrink)

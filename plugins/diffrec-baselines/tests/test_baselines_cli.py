@@ -12,7 +12,7 @@ from diffrec_cli.cli.app import app
 from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.plugins import get_registry, reset_plugins
-from diffrec_cli.runs import list_runs
+from diffrec_cli.runs import read_runs
 
 MODELS = ["mf", "lightgcn", "cdae", "multidae", "multidae++", "multivae", "codigem", "ease", "itemknn", "toppop",
           "rp3beta", "slim", "ials"]
@@ -68,21 +68,21 @@ def test_entry_point_registers_every_baseline(baselines_home):
 def test_train_eval_recommend(baselines_home, model):
     result = _train(model)
     assert result.exit_code == 0, result.output
-    (run,) = [r for r in list_runs(baselines_home.runs_dir) if r["config"]["model"] == model]
-    assert run["status"] == "finished"
-    final = run["final"]
+    (run,) = [r for r in read_runs(baselines_home.runs_dir) if r.model == model]
+    assert run.status == "finished" and run.problems == []
+    final = run.final
     if model == "ease":
         assert final["epochs_run"] == 1 and final["best_epoch"] == 1  # closed form: one fit, one evaluation
     # a model that learned the blocks beats chance (Recall@10 of a random ranking here is about 10/19);
     # MultiVAE learns slowest in two epochs
     assert final["test"]["recall@10"] > {"multivae": 0.6, "ease": 0.9, "lightgcn": 0.8}[model]
-    meta = json.loads((baselines_home.runs_dir / run["id"] / "checkpoint" / "checkpoint.json").read_text())
+    meta = json.loads((run.checkpoint / "checkpoint.json").read_text())
     assert meta["model"]["plugin"] == "baselines"
-    result = _cli("eval", run["id"], "--json")
+    result = _cli("eval", run.id, "--json")
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["test"]["recall@20"] == pytest.approx(final["test"]["recall@20"], abs=1e-6)
-    result = _cli("recommend", run["id"], "--user", "u0", "-k", "3")
+    result = _cli("recommend", run.id, "--user", "u0", "-k", "3")
     assert result.exit_code == 0, result.output
     assert "u0" in result.output
 
@@ -90,25 +90,25 @@ def test_train_eval_recommend(baselines_home, model):
 @pytest.mark.parametrize("model,size", [("mf", 8), ("lightgcn", 6)])
 def test_export_embeddings(baselines_home, tmp_path, model, size):
     assert _train(model, f"emb_size={size}").exit_code == 0
-    (run,) = list_runs(baselines_home.runs_dir)
+    (run,) = read_runs(baselines_home.runs_dir)
     out = tmp_path / "item_emb.npy"
-    result = _cli("export-embeddings", run["id"], "--out", out)
+    result = _cli("export-embeddings", run.id, "--out", out)
     assert result.exit_code == 0, result.output
     emb = np.load(out, allow_pickle=False)
     assert emb.shape == (24, size) and emb.dtype == np.float32 and np.isfinite(emb).all()
     from diffrec_cli.serve import load_served
 
-    served = load_served(run["id"], get_registry(), home=baselines_home)
+    served = load_served(run.id, get_registry(), home=baselines_home)
     np.testing.assert_array_equal(emb, served.model.item_embeddings().numpy())
 
 
 def test_export_embeddings_refuses_a_model_without_them(baselines_home, tmp_path):
     assert _train("multidae").exit_code == 0
-    (run,) = list_runs(baselines_home.runs_dir)
-    result = _cli("export-embeddings", run["id"], "--out", tmp_path / "x.npy")
+    (run,) = read_runs(baselines_home.runs_dir)
+    result = _cli("export-embeddings", run.id, "--out", tmp_path / "x.npy")
     assert result.exit_code == 2
     assert "has no item embeddings" in result.output
-    result = _cli("export-embeddings", run["id"], "--out", tmp_path / "x.txt")
+    result = _cli("export-embeddings", run.id, "--out", tmp_path / "x.txt")
     assert result.exit_code == 2
 
 

@@ -262,7 +262,8 @@ def test_reweighted_rows_reach_the_model(cls, kwargs):
     original_scores = model.scores
     model.scores = lambda u, x: (scored.append(x[x != 0].numpy().copy()), original_scores(u, x))[1]
     config = resolve_settings({"epochs": 1, "eval_every": 1, "batch_size": 8, "device": "cpu"}, {}).train
-    fit(model, data, config, reweighting=_Halves())
+    model.reweighting = _Halves()
+    fit(model, data, config)
     for values in (np.concatenate(seen), np.concatenate(scored)):
         assert set(np.unique(values).tolist()) == {0.25, 1.0}, "training and scoring both read the weights"
     if cls is EASE:

@@ -1,8 +1,8 @@
 """diffrec-example: a worked example of a diffrec plugin.
 
 diffrec loads this module through the ``diffrec`` entry-point group (see pyproject.toml) and calls the
-hook implementations below with a ``register`` callback. Imports of the components happen inside the
-hooks, so listing plugins stays cheap.
+hook implementations below with a ``register`` callback. Each component is registered by name and import
+path, so loading the plugin imports nothing more (no torch): diffrec imports a class when it first builds it.
 """
 
 from diffrec_cli.hookspecs import hookimpl
@@ -12,13 +12,9 @@ __version__ = "0.1.0"
 
 @hookimpl
 def register_noise_schedules(register):
-    from diffrec_example.schedules import CosineSchedule
-
-    register(CosineSchedule, name="cosine")
+    register("cosine", "diffrec_example.schedules:CosineSchedule")
 
 
 @hookimpl
 def register_reweightings(register):
-    from diffrec_example.reweighting import ExpDecayReweighting
-
-    register(ExpDecayReweighting, name="exp-decay")
+    register("exp-decay", "diffrec_example.reweighting:ExpDecayReweighting")

@@ -15,6 +15,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from diffrec_cli.render.numbers import short_number
+
 SPARK = "▁▂▃▄▅▆▇█"
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 SERIES_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
@@ -54,15 +56,6 @@ def sparkline(values: Sequence[float | None], width: int) -> str:
             level = 0 if span <= 0 else int((v - lo) / span * (len(SPARK) - 1) + 0.5)
             chars.append(SPARK[level])
     return "".join(chars)
-
-
-def short_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1000 or magnitude < 0.001:
-        return f"{value:.1e}"
-    return f"{value:.4g}" if magnitude < 1 else f"{value:.3g}"
 
 
 @dataclass

@@ -1,0 +1,150 @@
+"""``diffrec train`` as one library call: settings → model → run folder → fit, with the recorder listening.
+
+The data flow, file by file: ``config.py`` (settings) → ``models/build.py`` via ``registry.py`` (the model
+and its components) → ``data/store.py`` (the dataset) → ``runs.py`` (the run folder) → ``training/loop.py``
+(fit) → events → ``training/recorder.py`` → ``training/checkpoint.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import scipy.sparse as sp
+import torch
+
+from diffrec_cli.atomic import jsonable
+from diffrec_cli.config import Settings, TrainConfig, resolve_settings
+from diffrec_cli.convert import coerce
+from diffrec_cli.data.sparse import InteractionData
+from diffrec_cli.data.store import DataHome
+from diffrec_cli.errors import DiffrecError
+from diffrec_cli.models.build import build_component, build_model, rebuild_model
+from diffrec_cli.models.spec import ModelSpec
+from diffrec_cli.registry import Registry
+from diffrec_cli.runs import Run, resolve_run
+from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef
+from diffrec_cli.training.device import pick_device, seed_everything
+from diffrec_cli.training.events import Reporter, TrainingStarted, silent
+from diffrec_cli.training.loop import FitResult, fit, never
+from diffrec_cli.training.recorder import RunRecorder
+from diffrec_cli.training.resume import TrainingState, latest_state
+
+# what a resumed run may change: how long it goes on
+RESUMABLE_CHANGES = ("epochs", "patience")
+
+
+@dataclass
+class TrainOutcome:
+    run: Run
+    model: torch.nn.Module
+    data: InteractionData
+    result: FitResult
+    spec: ModelSpec
+    config: TrainConfig
+
+    @property
+    def inputs(self) -> sp.csr_matrix:
+        """The (reweighted) training matrix the model reads."""
+        return self.result.inputs
+
+
+def _fan_out(listeners: list[Reporter], run_id: str) -> Reporter:
+    def report(event: Any) -> None:
+        if isinstance(event, TrainingStarted):  # the loop knows no run; its listeners want the id
+            event = dataclasses.replace(event, run_id=run_id)
+        for listener in listeners:
+            listener(event)
+
+    return report
+
+
+def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: Reporter = silent,
+          should_stop: Callable[[], bool] = never) -> TrainOutcome:
+    """Everything ``diffrec train`` does, callable from Python."""
+    config = settings.train
+    data = home.load(config.dataset)
+    seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
+    model, spec = build_model(registry, config.model, settings.model, n_users=data.n_users, n_items=data.n_items,
+                              data=data)
+    [registry.get("callback", name) for name in config.callbacks]  # unknown callbacks fail before the run exists
+    pick_device(config.device)  # fail before creating a run directory
+    run = Run.create(home.runs_dir, config.model, config.dataset,
+                     {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
+                      "model_spec": spec.to_json(), "reweighting": spec.reweighting.to_json(),
+                      "parameters": model.parameter_count(), "started": time.time()})
+    recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
+                                                      model.parameter_count(), run.id))
+    return _fit_recorded(model, data, config, registry, recorder, reporter, should_stop, None, spec)
+
+
+def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, registry: Registry,
+                  recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
+                  resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
+    callbacks = [build_component(registry, "callback", name, {}, set())[0] for name in config.callbacks]
+    stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
+    try:
+        result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run.id),
+                     should_stop=should_stop, resume=resume)
+    except KeyboardInterrupt:
+        recorder.interrupted()
+        raise
+    except BaseException as exc:
+        recorder.failed(exc)
+        raise
+    finally:
+        stop_heartbeat()
+    return TrainOutcome(recorder.run, model, data, result, spec, config)
+
+
+def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, changes: dict[str, Any] | None = None,
+                    reporter: Reporter = silent, should_stop: Callable[[], bool] = never) -> TrainOutcome:
+    """Continue a run from its latest resumable state, in its own folder. Only ``epochs`` and ``patience``
+    may change (recorded in the run's config); any other setting that differs is an error naming it."""
+    run = Run(resolve_run(home.runs_dir, run_or_path))
+    recorded = run.read_config()
+    state = latest_state(run.resume_dir)
+    if state is None:
+        raise DiffrecError(f"run {run.id} has no resumable state (it stopped before its first resume point, "
+                           f"or was trained by a version without them)")
+    config, spec = _resumed_settings(recorded, changes or {})
+    data = home.load(config.dataset)
+    if data.fingerprint() != state.info.get("dataset_fingerprint"):
+        raise DiffrecError(f"dataset {config.dataset!r} has changed since run {run.id} was trained")
+    model = rebuild_model(registry, spec, n_users=data.n_users, n_items=data.n_items)
+    pick_device(config.device)
+    resumed = [*recorded.get("resumed", []), {"after_epoch": state.epoch, "time": time.time(),
+                                               "changes": {k: config.to_dict()[k] for k in (changes or {})}}]
+    run.write_config({**recorded, "train": config.to_dict(), "resumed": resumed})
+    run.set_status("running")
+    recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
+                                                      model.parameter_count(), run.id), state.info.get("recorder"))
+    return _fit_recorded(model, data, config, registry, recorder, reporter, should_stop, state, spec)
+
+
+def _coerced(value: Any, like: Any) -> Any:
+    try:
+        return jsonable(coerce(value, like))
+    except DiffrecError:
+        return value
+
+
+def _resumed_settings(recorded: dict[str, Any], changes: dict[str, Any]) -> tuple[TrainConfig, ModelSpec]:
+    """The run's own settings with the allowed changes; a DiffrecError lists any other difference."""
+    spec = ModelSpec.from_json(recorded["model_spec"], "model_spec", recorded.get("reweighting"))
+    train = {k: v for k, v in recorded["train"].items() if k in TrainConfig.__dataclass_fields__}
+    wanted = resolve_settings(train, changes)
+    differences = [f"{k} {train.get(k)!r} -> {v!r}" for k, v in wanted.train.to_dict().items()
+                   if k not in RESUMABLE_CHANGES and v != train.get(k, v)]
+    for key, value in wanted.model.items():
+        known = {**spec.config, **spec.reweighting.config, "reweighting": spec.reweighting.name,
+                 **{k: c.name for k, c in spec.components.items()},
+                 **{k: v for c in spec.components.values() for k, v in c.config.items()}}
+        if key not in known or _coerced(value, known[key]) != known[key]:
+            differences.append(f"{key} {known.get(key)!r} -> {value!r}")
+    if differences:
+        raise DiffrecError(f"a resumed run keeps its settings (only {', '.join(RESUMABLE_CHANGES)} may change): "
+                           + "; ".join(differences))
+    return wanted.train, spec
