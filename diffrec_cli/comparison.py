@@ -23,7 +23,8 @@ def parse_metric(metric: str) -> tuple[str, int]:
     """``recall@20`` → ("recall", 20); a one-line error naming the accepted forms otherwise."""
     name, _, cutoff = metric.partition("@")
     if name not in METRICS or not cutoff.isdigit() or int(cutoff) < 1:
-        raise DiffrecError(f"--metric must look like recall@20 ({', '.join(METRICS)} at a cutoff), got {metric!r}")
+        raise DiffrecError(f"the metric must look like recall@20 ({', '.join(METRICS)} at a cutoff), "
+                          f"got {metric!r}")
     return name, int(cutoff)
 
 
@@ -66,7 +67,7 @@ def run_vector(run: str, registry: Registry, home: DataHome, metric: str, split:
 def compare_runs(runs: list[str], registry: Registry, home: DataHome, *, metric: str = "recall@20",
                  split: str = "test", device: str = "cpu") -> Comparison:
     if split not in ("valid", "test"):
-        raise DiffrecError(f"--split must be valid or test, got {split!r}")
+        raise DiffrecError(f"the split must be valid or test, got {split!r}")
     if len(runs) < 2:
         raise DiffrecError("compare needs at least two runs")
     if len(set(runs)) != len(runs):

@@ -40,10 +40,11 @@ def train_and_reload(model: str, home: str | Path, *, dataset: str = "demo", epo
     done = _diffrec("train", "--model", model, "--dataset", dataset, "--epochs", str(epochs), "--quiet",
                     "--no-live", "--samples", "0", *sets, home=home, timeout=timeout)
     if done.returncode != 0:
-        raise AssertionError(f"diffrec train --model {model} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise AssertionError(f"training {model} through the CLI failed ({done.returncode}):\n{done.stderr[-3000:]}")
     runs_dir = DataHome(home).runs_dir
     (run,) = [r for r in read_runs(runs_dir) if r.model == model]
     done = _diffrec("eval", run.id, "--json", home=home, timeout=timeout)
     if done.returncode != 0:
-        raise AssertionError(f"diffrec eval of {model} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise AssertionError(f"evaluating {model}'s checkpoint in a new process failed ({done.returncode}):\n"
+                             f"{done.stderr[-3000:]}")
     return ReloadCheck(run.path, run.final or {}, json.loads(done.stdout))

@@ -54,7 +54,7 @@ def test_parse_metric(metric, expected):
 
 @pytest.mark.parametrize("metric", ["recall", "recall@", "recall@0", "auc@10", "ndcg@x"])
 def test_parse_metric_rejects(metric):
-    with pytest.raises(DiffrecError, match="--metric"):
+    with pytest.raises(DiffrecError, match="metric must look like recall@20"):
         parse_metric(metric)
 
 
@@ -103,8 +103,8 @@ def test_compare_table(two_runs):
 @pytest.mark.parametrize("args,message", [
     (["ONLY"], "error: compare needs at least two runs"),
     (["A", "A"], "error: a run is given twice"),
-    (["A", "B", "--metric", "auc@10"], "error: --metric must look like recall@20"),
-    (["A", "B", "--split", "train"], "error: --split must be valid or test, got 'train'"),
+    (["A", "B", "--metric", "auc@10"], "error: the metric must look like recall@20"),
+    (["A", "B", "--split", "train"], "error: the split must be valid or test, got 'train'"),
     (["A", "nope-such-run"], "error: no run or checkpoint"),
 ])
 def test_bad_input_is_one_error_line_and_exit_2(two_runs, args, message):
