@@ -54,7 +54,8 @@ def test_model_names_and_setting_values(home):
     models = complete("diffrec train --model ")
     assert {"diffrec", "ldiffrec", "tdiffrec", "ltdiffrec", "ease", "multivae"} <= set(models)
     assert complete("diffrec tune --model multi") == ["multidae", "multidae++", "multivae"]
-    assert complete("diffrec train --set schedule=") == ["schedule=cosine", "schedule=linear", "schedule=linear-var"]
+    assert complete("diffrec train --set schedule=") == ["schedule=binomial", "schedule=cosine",
+                                                         "schedule=linear", "schedule=linear-var"]
     assert complete("diffrec train --set reweighting=t") == ["reweighting=time-linear"]
     assert complete("diffrec train --set precision=") == ["precision=fp32", "precision=bf16"]
     assert complete("diffrec train --set metric=ndcg@1") == ["metric=ndcg@10", "metric=ndcg@100"]

@@ -19,6 +19,7 @@ def register_models(register):
 def register_noise_schedules(register):
     register("linear-var", "diffrec_cli.diffusion.schedules:LinearVarianceSchedule")
     register("linear", "diffrec_cli.diffusion.schedules:LinearSchedule")
+    register("binomial", "diffrec_cli.diffusion.schedules:BinomialSchedule")
 
 
 @hookimpl

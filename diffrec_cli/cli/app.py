@@ -8,7 +8,7 @@ import typer
 
 from diffrec_cli import __version__
 from diffrec_cli.cli import dashboard, data, plugins_cmd, serve, train
-from diffrec_cli.cli import embeddings, plot, runs_cmd, tune
+from diffrec_cli.cli import compare, embeddings, plot, runs_cmd, tune
 
 app = typer.Typer(
     name="diffrec",
@@ -27,6 +27,7 @@ app.add_typer(plugins_cmd.app, name="plugins")
 app.command("tune")(tune.tune_command)
 app.command("export-embeddings")(embeddings.export_embeddings_command)
 app.command("dashboard")(dashboard.dashboard_command)
+app.command("compare")(compare.compare_command)
 
 
 def _version(value: bool) -> None:

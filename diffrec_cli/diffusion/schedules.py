@@ -45,8 +45,20 @@ def linear_betas(steps: int, noise_scale: float, noise_min: float, noise_max: fl
     return betas
 
 
+def check_steps(steps: object) -> None:
+    """T must be a positive integer (a bool is not one)."""
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise DiffrecError(f"steps must be a positive integer, got {steps!r}")
+
+
+class _Configured:
+    @property
+    def config(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class _ScaledSchedule:
+class _ScaledSchedule(_Configured):
     steps: int = 40
     noise_scale: float = 0.005
     noise_min: float = 0.005
@@ -54,18 +66,13 @@ class _ScaledSchedule:
     first_beta: float = 1e-5
 
     def __post_init__(self) -> None:
-        if int(self.steps) != self.steps or self.steps < 1:
-            raise DiffrecError(f"steps must be a positive integer, got {self.steps!r}")
+        check_steps(self.steps)
         if not 0.0 <= self.noise_scale <= 1.0:
             raise DiffrecError(f"noise_scale must lie in [0, 1], got {self.noise_scale}")
         if not 0.0 < self.noise_min <= self.noise_max < 1.0:
             raise DiffrecError(
                 f"need 0 < noise_min <= noise_max < 1, got noise_min={self.noise_min}, noise_max={self.noise_max}"
             )
-
-    @property
-    def config(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -86,3 +93,40 @@ class LinearSchedule(_ScaledSchedule):
 
     def betas(self) -> np.ndarray:
         return linear_betas(self.steps, self.noise_scale, self.noise_min, self.noise_max, first_beta=self.first_beta)
+
+
+def binomial_betas(steps: int, *, first_beta: float | None = 1e-5, scale: float = 1.0) -> np.ndarray:
+    """β_t = 1/(T − t + 2) for t = 1..T: the binomial-diffusion schedule of Sohl-Dickstein et al. (2015,
+    §2.4.1), the fourth schedule in the DiffRec authors' code.
+
+    Each step erases the same share of what is left of x_0: the product telescopes to
+    ᾱ_t = (T − t + 1)/(T + 1), a straight line from T/(T + 1) down to 1/(T + 1). Like the authors' code,
+    β₁ is then fixed to ``first_beta`` (so ᾱ_t = (1 − β₁)(T − t + 1)/T for t ≥ 2). ``scale`` multiplies
+    every β (after the fix), for a gentler total corruption; 1 is the published schedule.
+    """
+    t = np.arange(1, steps + 1, dtype=np.float64)
+    betas = 1.0 / (steps - t + 2.0)
+    if first_beta is not None:
+        betas[0] = first_beta
+    return scale * betas
+
+
+@dataclass(frozen=True)
+class BinomialSchedule(_Configured):
+    """The binomial schedule, β_t = 1/(T − t + 2): ᾱ_t falls linearly in t (see ``binomial_betas``)."""
+
+    name = "binomial"
+
+    steps: int = 40
+    first_beta: float = 1e-5
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_steps(self.steps)
+        if not 0.0 < self.first_beta < 1.0:
+            raise DiffrecError(f"first_beta must lie in (0, 1), got {self.first_beta}")
+        if not 0.0 < self.scale <= 1.0:
+            raise DiffrecError(f"scale must lie in (0, 1], got {self.scale}")
+
+    def betas(self) -> np.ndarray:
+        return binomial_betas(self.steps, first_beta=self.first_beta, scale=self.scale)

@@ -6,7 +6,7 @@ Metrics are averaged over the users who have at least one ground-truth item in t
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +22,32 @@ def eval_batch_size(n_items: int) -> int:
     return int(max(64, min(1024, 2**21 // max(1, n_items))))
 
 
+def per_user_metrics(scores: torch.Tensor, truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Every metric for each user, float64 vectors of length B: ``scores`` (B, n) with seen items at −inf,
+    ``truth`` (B, n) boolean, every row with at least one relevant item."""
+    n_true = truth.sum(dim=1).to(torch.float64)
+    k_max = min(max(ks), scores.shape[1])
+    top = torch.topk(scores, k_max, dim=1).indices
+    hits = truth.gather(1, top).to(torch.float64)  # (B, k_max): 1 where the ranked item is relevant
+    discount = 1.0 / torch.log2(torch.arange(2, k_max + 2, dtype=torch.float64, device=scores.device))
+    ideal_cum = torch.cumsum(discount, 0)
+    positions = torch.arange(1, k_max + 1, dtype=torch.float64, device=scores.device)
+    out: dict[str, torch.Tensor] = {}
+    for k in ks:
+        kk = min(k, k_max)
+        h = hits[:, :kk]
+        n_hit = h.sum(dim=1)
+        dcg = (h * discount[:kk]).sum(dim=1)
+        idcg = ideal_cum[(n_true.clamp(max=kk) - 1).long()]
+        first = torch.where(h > 0, positions[:kk], torch.full_like(h, math.inf)).min(dim=1).values
+        out[f"recall@{k}"] = n_hit / n_true
+        out[f"precision@{k}"] = n_hit / k
+        out[f"ndcg@{k}"] = dcg / idcg
+        out[f"mrr@{k}"] = 1.0 / first
+        out[f"hit@{k}"] = (n_hit > 0).to(torch.float64)
+    return out
+
+
 class MetricAccumulator:
     """Sums of per-user metrics over batches; ``result()`` gives the means over users with ground truth."""
 
@@ -32,29 +58,11 @@ class MetricAccumulator:
 
     def add(self, scores: torch.Tensor, truth: torch.Tensor) -> None:
         """``scores`` (B, n) with seen items already at −inf; ``truth`` (B, n) boolean ground truth."""
-        n_true = truth.sum(dim=1)
-        has_truth = n_true > 0
+        has_truth = truth.any(dim=1)
         if not bool(has_truth.any()):
             return
-        scores, truth, n_true = scores[has_truth], truth[has_truth], n_true[has_truth].to(torch.float64)
-        k_max = min(max(self.ks), scores.shape[1])
-        top = torch.topk(scores, k_max, dim=1).indices
-        hits = truth.gather(1, top).to(torch.float64)  # (B, k_max): 1 where the ranked item is relevant
-        discount = 1.0 / torch.log2(torch.arange(2, k_max + 2, dtype=torch.float64, device=scores.device))
-        ideal_cum = torch.cumsum(discount, 0)
-        positions = torch.arange(1, k_max + 1, dtype=torch.float64, device=scores.device)
-        for k in self.ks:
-            kk = min(k, k_max)
-            h = hits[:, :kk]
-            n_hit = h.sum(dim=1)
-            dcg = (h * discount[:kk]).sum(dim=1)
-            idcg = ideal_cum[(n_true.clamp(max=kk) - 1).long()]
-            first = torch.where(h > 0, positions[:kk], torch.full_like(h, math.inf)).min(dim=1).values
-            self.sums[f"recall@{k}"] += float((n_hit / n_true).sum())
-            self.sums[f"precision@{k}"] += float((n_hit / k).sum())
-            self.sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
-            self.sums[f"mrr@{k}"] += float((1.0 / first).sum())
-            self.sums[f"hit@{k}"] += float((n_hit > 0).to(torch.float64).sum())
+        for name, values in per_user_metrics(scores[has_truth], truth[has_truth], self.ks).items():
+            self.sums[name] += float(values.sum())
         self.users += int(has_truth.sum())
 
     def result(self) -> dict[str, float]:
@@ -66,19 +74,15 @@ class MetricAccumulator:
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@torch.no_grad()
-def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] = ("valid", "test"),
-             ks: Sequence[int] = DEFAULT_KS, device: torch.device | str = "cpu", batch_size: int | None = None,
-             input_matrix: sp.csr_matrix | None = None) -> dict[str, dict[str, float]]:
-    """Score every user once from their training row, then rank for each requested split.
+def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str, ...], device: torch.device | str,
+                    batch_size: int | None, inputs: sp.csr_matrix) -> Iterator[tuple[str, np.ndarray, torch.Tensor,
+                                                                                 torch.Tensor]]:
+    """(split, user rows, scores with seen items at −inf, boolean truth) per batch and requested split.
 
     Validation masks training items; test masks training and validation items. Both come from the same
     scores because a model's scores depend only on its input (the training interactions).
     """
-    splits = tuple(splits)
-    inputs = input_matrix if input_matrix is not None else data.train
     batch_size = batch_size or eval_batch_size(data.n_items)
-    acc = {s: MetricAccumulator(ks) for s in splits}
     # Users without ground truth in any requested split need no scores at all.
     needed = np.zeros(data.n_users, dtype=bool)
     for s in splits:
@@ -95,5 +99,45 @@ def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] 
                 seen |= dense_rows(data.valid, rows, device) != 0
             if s in splits:
                 truth = dense_rows(data.split(s), rows, device) != 0
-                acc[s].add(scores.masked_fill(seen, -math.inf), truth)
+                yield s, rows, scores.masked_fill(seen, -math.inf), truth
+
+
+@torch.no_grad()
+def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] = ("valid", "test"),
+             ks: Sequence[int] = DEFAULT_KS, device: torch.device | str = "cpu", batch_size: int | None = None,
+             input_matrix: sp.csr_matrix | None = None) -> dict[str, dict[str, float]]:
+    """Score every user once from their training row, then rank for each requested split: the means over
+    users with ground truth in the split."""
+    splits = tuple(splits)
+    inputs = input_matrix if input_matrix is not None else data.train
+    acc = {s: MetricAccumulator(ks) for s in splits}
+    for split, _, scores, truth in _ranked_batches(score_fn, data, splits, device, batch_size, inputs):
+        acc[split].add(scores, truth)
     return {s: acc[s].result() for s in splits}
+
+
+@torch.no_grad()
+def evaluate_per_user(score_fn: ScoreFn, data: InteractionData, *, split: str = "test",
+                      ks: Sequence[int] = DEFAULT_KS, device: torch.device | str = "cpu",
+                      batch_size: int | None = None,
+                      input_matrix: sp.csr_matrix | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The per-user values behind ``evaluate``'s means, for paired tests between models.
+
+    Returns the user rows with ground truth in ``split`` (ascending) and, per metric name, a float64 array
+    aligned with them; each array's mean is the metric ``evaluate`` reports.
+    """
+    inputs = input_matrix if input_matrix is not None else data.train
+    ks = tuple(sorted(ks))
+    user_parts: list[np.ndarray] = []
+    value_parts: dict[str, list[np.ndarray]] = {}
+    for _, rows, scores, truth in _ranked_batches(score_fn, data, (split,), device, batch_size, inputs):
+        has_truth = truth.any(dim=1)
+        user_parts.append(rows[has_truth.cpu().numpy()])
+        if not bool(has_truth.any()):
+            continue
+        for name, values in per_user_metrics(scores[has_truth], truth[has_truth], ks).items():
+            value_parts.setdefault(name, []).append(values.cpu().numpy())
+    users = np.concatenate(user_parts) if user_parts else np.zeros(0, dtype=np.int64)
+    names = [f"{m}@{k}" for m in METRICS for k in ks]
+    return users, {name: (np.concatenate(value_parts[name]) if name in value_parts else np.zeros(0))
+                   for name in names}

@@ -20,6 +20,10 @@ MODELS = {
     "codigem": "diffrec_baselines.autoencoders:CODIGEM",
     "ease": "diffrec_baselines.neighbourhood:EASE",
     "itemknn": "diffrec_baselines.neighbourhood:ItemKNN",
+    "toppop": "diffrec_baselines.popularity:TopPop",
+    "rp3beta": "diffrec_baselines.neighbourhood:RP3beta",
+    "slim": "diffrec_baselines.slim:SLIM",
+    "ials": "diffrec_baselines.ials:IALS",
 }
 
 

@@ -9,7 +9,10 @@ import torch
 
 from diffrec_baselines.autoencoders import CDAE, MultiDAEPlusPlus, MultiVAE, gaussian_kl, multinomial_nll
 from diffrec_baselines.graph import MF, LightGCN, normalized_adjacency
-from diffrec_baselines.neighbourhood import EASE, ItemKNN, cosine_topk, ease_weights
+from diffrec_baselines.ials import IALS
+from diffrec_baselines.neighbourhood import EASE, ItemKNN, RP3beta, cosine_topk, ease_weights
+from diffrec_baselines.popularity import TopPop
+from diffrec_baselines.slim import SLIM
 from diffrec_baselines.pairwise import PairBatch, bpr_loss, is_observed, pair_keys, sample_negatives
 from diffrec_cli.config import resolve_settings
 from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
@@ -243,7 +246,8 @@ def _chrono_data() -> InteractionData:
 
 
 @pytest.mark.parametrize("cls,kwargs", [(EASE, {"reg": 5.0}), (ItemKNN, {"k": 3}), (MultiVAE, {"dims": [4, 8]}),
-                                        (CDAE, {"hidden": 4})])
+                                        (CDAE, {"hidden": 4}), (TopPop, {}), (RP3beta, {"k": 3}),
+                                        (SLIM, {"k": 3, "alpha": 0.01}), (IALS, {"factors": 2})])
 def test_reweighted_rows_reach_the_model(cls, kwargs):
     data = _chrono_data()
     model = cls(data.n_users, data.n_items, **kwargs)
