@@ -335,10 +335,23 @@ def process_gone(status: dict[str, Any], now: float | None = None) -> bool:
 
 
 def run_folders(runs_dir: Path) -> list[Path]:
-    """The run folders under ``runs_dir`` in id order (so oldest first); stray files and dot-folders are skipped."""
+    """The run folders under ``runs_dir``, oldest first; stray files and dot-folders are skipped.
+
+    Ids sort by their second-resolution stamp; runs started within the same second (a search's quick
+    trials) are then ordered by the start time their config records, since their random suffixes are not."""
     if not runs_dir.is_dir():
         return []
-    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(folders, key=_start_order)
+
+
+def _start_order(path: Path) -> tuple[str, float, str]:
+    stamp = path.name[:15]
+    try:
+        started = as_number(json.loads((path / CONFIG_FILE).read_text()).get("started"))
+    except (OSError, ValueError, AttributeError):
+        started = None
+    return stamp, started if started is not None else math.inf, path.name
 
 
 def read_runs(runs_dir: Path) -> list[RunRecord]:

@@ -16,6 +16,7 @@ import torch
 from conftest import FAST_MODEL, FAST_TRAIN, make_tiny
 from diffrec_cli.cli.app import app
 from diffrec_cli.config import resolve_settings
+from diffrec_cli.data.guard import LOCK_FILE
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.plugins import load_plugins
 from diffrec_cli.training.job import train
@@ -24,7 +25,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def snapshot(root) -> dict[str, str]:
-    """Every path under ``root`` (hidden ones too) with a content hash for files."""
+    """Every path under ``root`` (hidden ones too) with a content hash for files. The writers' lock file is
+    listed but not hashed: it names its last holder (pid and time), which any writing command may change."""
     out: dict[str, str] = {}
     if not os.path.exists(root):
         return out
@@ -33,6 +35,9 @@ def snapshot(root) -> dict[str, str]:
             out[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
         for f in filenames:
             path = os.path.join(dirpath, f)
+            if f == LOCK_FILE and dirpath == str(root):
+                out[LOCK_FILE] = "lock"
+                continue
             out[os.path.relpath(path, root)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
     return out
 
