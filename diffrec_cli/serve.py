@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import polars as pl
 import torch
+from polars.io.plugins import register_io_source
 
-from diffrec_cli.data.sparse import InteractionData, dense_rows
+from diffrec_cli.atomic import atomic_path
+from diffrec_cli.data.sparse import InteractionData, dense_rows, row_positions
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import STATUS_FILE, read_run, resolve_run
 from diffrec_cli.training.checkpoint import CheckpointMeta, load_checkpoint
 from diffrec_cli.training.device import pick_device
-from diffrec_cli.training.evaluate import evaluate
+from diffrec_cli.training.evaluate import eval_batch_size, evaluate
 
 
 @dataclass
@@ -51,42 +53,89 @@ def evaluate_served(served: Served, splits: Iterable[str] = ("valid", "test")) -
                     input_matrix=served.inputs)
 
 
-@torch.no_grad()
 def recommend_for_users(model: torch.nn.Module, data: InteractionData, raw_users: Iterable[Any], k: int = 10,
-                        inputs: Any = None, batch_size: int = 1024) -> pl.DataFrame:
+                        inputs: Any = None, batch_size: int | None = None) -> pl.DataFrame:
     """Top-k unseen items per user: columns user, rank, item, score, the ids in the dataset's own type
     (integer ids stay integers). Scores come from the user's training row (the model's input in evaluation
     too); items seen in any split are never recommended."""
+    rows = np.array([data.user_index(u) for u in raw_users], dtype=np.int64)
+    frames = [frame for _, frame in recommendation_batches(model, data, rows, k, inputs=inputs,
+                                                           batch_size=batch_size)]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=recommendation_schema(data))
+
+
+def recommendation_schema(data: InteractionData) -> dict[str, Any]:
+    """The columns of a recommendation frame, typed as :func:`id_column` types the dataset's ids."""
+    def id_type(ids: np.ndarray) -> Any:
+        return pl.Int64 if ids.dtype.kind in "iu" else pl.String
+
+    return {"user": id_type(data.user_ids), "rank": pl.Int64, "item": id_type(data.item_ids), "score": pl.Float64}
+
+
+@torch.no_grad()
+def recommendation_batches(model: torch.nn.Module, data: InteractionData, rows: np.ndarray, k: int = 10, *,
+                           inputs: Any = None, batch_size: int | None = None,
+                           ) -> Iterator[tuple[np.ndarray, pl.DataFrame]]:
+    """:func:`recommend_for_users` for user rows (dense indices): (the batch's rows, their frame) per batch
+    of users as it is scored. Memory stays bounded by the batch (batch × items scores, the top k kept),
+    whatever the number of users; seen items are masked from the CSR splits of the batch's rows."""
     if k <= 0:
         raise DiffrecError(f"k must be positive, got {k}")
-    rows = np.array([data.user_index(u) for u in raw_users], dtype=np.int64)
     inputs = data.train if inputs is None else inputs
     device = next(model.parameters()).device
     k = min(k, data.n_items)
-    out_rows, out_rank, out_item, out_score = [], [], [], []
+    batch_size = batch_size or eval_batch_size(data.n_items)
     for lo in range(0, len(rows), batch_size):
         chunk = rows[lo:lo + batch_size]
-        x = dense_rows(inputs, chunk, device)
-        scores = model.scores(torch.from_numpy(chunk).to(device), x).float()
-        seen = (dense_rows(data.train, chunk, device) + dense_rows(data.valid, chunk, device)
-                + dense_rows(data.test, chunk, device)) != 0
-        scores = scores.masked_fill(seen, -torch.inf)
+        scores = model.scores(torch.from_numpy(chunk).to(device), dense_rows(inputs, chunk, device)).float()
+        for split in (data.train, data.valid, data.test):
+            row_of, cols, _ = row_positions(split, chunk)
+            scores[torch.from_numpy(row_of).to(device), torch.from_numpy(cols).to(device)] = -torch.inf
         top = torch.topk(scores, k, dim=1)
-        for j, user_row in enumerate(chunk):
-            valid = torch.isfinite(top.values[j])
-            items = top.indices[j][valid].cpu().numpy()
-            out_rows.append(np.full(len(items), user_row))
-            out_rank.append(np.arange(1, len(items) + 1))
-            out_item.append(items)
-            out_score.append(top.values[j][valid].cpu().numpy())
-    return pl.DataFrame({"user": id_column(data.user_ids[_joined(out_rows, np.int64)]),
-                         "rank": _joined(out_rank, np.int64),
-                         "item": id_column(data.item_ids[_joined(out_item, np.int64)]),
-                         "score": _joined(out_score, np.float64)})
+        values, items = top.values.cpu().numpy(), top.indices.cpu().numpy()
+        keep = np.isfinite(values)  # fewer than k unseen items (or a model's NaN): those slots stay empty
+        yield chunk, pl.DataFrame({"user": id_column(data.user_ids[np.repeat(chunk, keep.sum(axis=1))]),
+                            "rank": np.cumsum(keep, axis=1)[keep].astype(np.int64),
+                            "item": id_column(data.item_ids[items[keep]]),
+                            "score": values[keep].astype(np.float64)},
+                           schema=recommendation_schema(data))
 
 
-def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+def write_all_recommendations(model: torch.nn.Module, data: InteractionData, out: Path, k: int = 10, *,
+                              inputs: Any = None, batch_size: int | None = None,
+                              row_group_size: int | None = None,
+                              on_batch: Callable[[int], None] | None = None) -> int:
+    """Every user's top-k written to ``out`` (.parquet in row groups of ``row_group_size`` rows, or .csv) as
+    the batches are scored, never held whole; ``on_batch(users)`` after each batch. The file appears under
+    its name only once complete (written to a temporary name, renamed in). Returns the rows written."""
+    if out.suffix not in (".parquet", ".csv"):
+        raise DiffrecError(f"recommendations for all users are written to .parquet or .csv, got {out.name!r}")
+    written, failure = [0], []
+
+    def source(with_columns: list[str] | None, *_: Any) -> Iterator[pl.DataFrame]:
+        try:
+            for chunk, frame in recommendation_batches(model, data, np.arange(data.n_users), k, inputs=inputs,
+                                                       batch_size=batch_size):
+                written[0] += frame.height
+                if on_batch is not None:
+                    on_batch(len(chunk))
+                yield frame if with_columns is None else frame.select(with_columns)
+        except BaseException as exc:  # polars re-raises it as its own error: keep the original to raise
+            failure.append(exc)
+            raise
+
+    lazy = register_io_source(source, schema=recommendation_schema(data))
+    with atomic_path(out) as tmp:
+        try:
+            if out.suffix == ".parquet":
+                lazy.sink_parquet(tmp, row_group_size=row_group_size)
+            else:
+                lazy.sink_csv(tmp)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+    return written[0]
 
 
 def id_column(ids: np.ndarray) -> pl.Series:

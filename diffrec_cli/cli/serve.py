@@ -17,6 +17,8 @@ from diffrec_cli.errors import DiffrecError
 if TYPE_CHECKING:
     import polars as pl
 
+    from diffrec_cli.serve import Served
+
 
 def recommendations_table(frame: "pl.DataFrame", title: str = "recommendations") -> Table:
     table = Table("user", "top items (best first)", title=title)
@@ -71,6 +73,10 @@ def recommend_command(
     cold_start: Optional[str] = typer.Option(None, "--cold-start", metavar="popular",
                                              help="Give users the dataset does not know the most popular items "
                                                   "(scored by their number of training interactions)."),
+    all_users: bool = typer.Option(False, "--all-users", help="Every user of the dataset, written to --out "
+                                   "(.parquet or .csv) batch by batch as they are scored."),
+    live: bool = typer.Option(True, "--live/--no-live", help="With --all-users: a progress bar on a terminal; "
+                              "--no-live prints plain lines."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     home: HomeOption = None,
 ) -> None:
@@ -81,6 +87,11 @@ def recommend_command(
 
     if k <= 0:
         raise DiffrecError(f"-k must be positive, got {k}")
+    if all_users:
+        _check_all_users(out, bool(user or users_file), as_json, skip_unknown or cold_start is not None)
+        served = load_served(run, registry(), home=DataHome(home), device=device)
+        _recommend_all(served, out, k, live)
+        return
     users = list(user or []) + (_read_users(users_file) if users_file is not None else [])
     if not users:
         raise DiffrecError("give --user ID (repeatable) or --users-file FILE")
@@ -93,6 +104,43 @@ def recommend_command(
         done = "skipped" if cold_start is None else "gave the most popular items to"
         err_console.print(f"{done} {len(recs.unknown)} unknown user(s): {shown}", highlight=False, markup=False)
     _show_recommendations(recs.frame, out, as_json, title=f"top {k} for {len(users)} user(s)")
+
+
+def _check_all_users(out: Optional[Path], users_given: bool, as_json: bool, unknown_options: bool) -> None:
+    if users_given:
+        raise DiffrecError("--all-users recommends for every user; leave out --user and --users-file")
+    if as_json:
+        raise DiffrecError("--all-users writes a file; leave out --json")
+    if unknown_options:
+        raise DiffrecError("--all-users recommends for the dataset's own users; leave out --skip-unknown "
+                           "and --cold-start")
+    if out is None or str(out) == "-" or out.suffix not in (".csv", ".parquet"):
+        got = "" if out is None else f", got {str(out)!r}"
+        raise DiffrecError(f"--all-users needs --out FILE.parquet (or .csv){got}")
+
+
+def _recommend_all(served: "Served", out: Path, k: int, live: bool) -> None:
+    """Every user's top k into ``out`` with a progress bar on a terminal, else a plain line per tenth."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from diffrec_cli.serve import write_all_recommendations
+
+    total = served.data.n_users
+    bar = Progress(TextColumn("recommending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console, disable=not (live and console.is_terminal), transient=True)
+    task = bar.add_task("users", total=total)
+    done = [0]
+
+    def on_batch(users: int) -> None:
+        before, done[0] = done[0], done[0] + users
+        bar.advance(task, users)
+        if bar.disable and (10 * done[0]) // total > (10 * before) // total:
+            console.print(f"recommended for {done[0]:,}/{total:,} users", highlight=False)
+
+    with bar:
+        rows = write_all_recommendations(served.model, served.data, out, k, inputs=served.inputs,
+                                         on_batch=on_batch)
+    console.print(f"wrote {rows:,} rows for {total:,} users to {out}", highlight=False, soft_wrap=True)
 
 
 def _check_destination(out: Optional[Path], as_json: bool) -> None:

@@ -100,22 +100,26 @@ def csr_from_pairs(users: np.ndarray, items: np.ndarray, shape: tuple[int, int],
     return m
 
 
+def row_positions(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position in ``rows``, column, offset into ``matrix.data``) of every nonzero of the selected rows,
+    gathered from the CSR arrays without building a scipy sub-matrix."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    return np.repeat(np.arange(len(rows)), lengths), matrix.indices[offsets].astype(np.int64), offsets
+
+
 def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device | str = "cpu",
                dtype: torch.dtype | None = None) -> torch.Tensor:
     """Rows of a CSR matrix as a dense (len(rows), n_cols) tensor (float32 by default) built on ``device``."""
     import torch  # here: the data commands and the data home never need torch otherwise
 
     dtype = torch.float32 if dtype is None else dtype
-    rows = np.asarray(rows, dtype=np.int64)
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    lengths = ends - starts
     out = torch.zeros(len(rows), matrix.shape[1], dtype=dtype, device=device)
-    if lengths.sum() == 0:
+    row_of, cols, offsets = row_positions(matrix, rows)
+    if len(offsets) == 0:
         return out
-    # Gather the nonzeros of the selected rows without building a scipy sub-matrix.
-    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    row_of = np.repeat(np.arange(len(rows)), lengths)
-    cols = torch.from_numpy(matrix.indices[offsets].astype(np.int64)).to(device)
     vals = torch.from_numpy(matrix.data[offsets].astype(np.float32)).to(device=device, dtype=dtype)
-    out[torch.from_numpy(row_of).to(device), cols] = vals
+    out[torch.from_numpy(row_of).to(device), torch.from_numpy(cols).to(device)] = vals
     return out
