@@ -103,18 +103,20 @@ def recommendation_batches(model: torch.nn.Module, data: InteractionData, rows: 
 
 def write_all_recommendations(model: torch.nn.Module, data: InteractionData, out: Path, k: int = 10, *,
                               inputs: Any = None, batch_size: int | None = None,
-                              row_group_size: int | None = None,
+                              row_group_size: int | None = None, rows: np.ndarray | None = None,
                               on_batch: Callable[[int], None] | None = None) -> int:
-    """Every user's top-k written to ``out`` (.parquet in row groups of ``row_group_size`` rows, or .csv) as
-    the batches are scored, never held whole; ``on_batch(users)`` after each batch. The file appears under
-    its name only once complete (written to a temporary name, renamed in). Returns the rows written."""
+    """Every user's (or the user ``rows``') top-k written to ``out`` (.parquet in row groups of
+    ``row_group_size`` rows, or .csv) as the batches are scored, never held whole; ``on_batch(users)`` after
+    each batch. The file appears under its name only once complete (written to a temporary name, renamed
+    in). Returns the rows written."""
     if out.suffix not in (".parquet", ".csv"):
         raise DiffrecError(f"recommendations for all users are written to .parquet or .csv, got {out.name!r}")
+    users = np.arange(data.n_users) if rows is None else np.asarray(rows, dtype=np.int64)
     written, failure = [0], []
 
     def source(with_columns: list[str] | None, *_: Any) -> Iterator[pl.DataFrame]:
         try:
-            for chunk, frame in recommendation_batches(model, data, np.arange(data.n_users), k, inputs=inputs,
+            for chunk, frame in recommendation_batches(model, data, users, k, inputs=inputs,
                                                        batch_size=batch_size):
                 written[0] += frame.height
                 if on_batch is not None:
