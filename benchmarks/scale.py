@@ -132,9 +132,8 @@ def run_child(args: argparse.Namespace) -> dict:
     from diffrec_cli.errors import DiffrecError
     from diffrec_cli.models.build import build_model
     from diffrec_cli.plugins import get_plugins
-    from diffrec_cli.serve import write_all_recommendations
     from diffrec_cli.training.budget import check_training_fits
-    from diffrec_cli.training.loop import evaluate_now, prepare_fit
+    from diffrec_cli.training.loop import prepare_fit
 
     name = args.child
     train_keys, settings = MODELS[name]
@@ -155,6 +154,7 @@ def run_child(args: argparse.Namespace) -> dict:
     except DiffrecError as exc:
         return {**out, "status": "refused", "error": str(exc), "peak_rss_mb": peak_rss_mb()}
     out["params"] = model.parameter_count()
+    out["derived"] = model.derived_config()  # e.g. L-DiffRec's cluster sizes, which set its parameter count
     if setup.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(setup.device)
     if setup.optimizer is None:
@@ -167,6 +167,23 @@ def run_child(args: argparse.Namespace) -> dict:
         out["batches"], out["steps_per_epoch"] = len(seconds) - 1, setup.steps_per_epoch
         out["epoch_s"] = out["batch_s"] * setup.steps_per_epoch
     out["train_peak_rss_mb"] = peak_rss_mb()
+    try:
+        serve_measures(args, model, data, setup, out)
+    except (MemoryError, RuntimeError) as exc:  # an allocation past the cap: recorded, not a crash
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return {**out, "status": "failed", "error": f"after training: {first[:200]}", "peak_rss_mb": peak_rss_mb()}
+    if setup.device.type == "cuda":
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated(setup.device) / 2**20
+    return {**out, "status": "ok", "peak_rss_mb": peak_rss_mb()}
+
+
+def serve_measures(args: argparse.Namespace, model, data, setup, out: dict) -> None:
+    """One evaluation of validation + test and the recommend --all-users throughput, into ``out``."""
+    import numpy as np
+
+    from diffrec_cli.serve import write_all_recommendations
+    from diffrec_cli.training.loop import evaluate_now
+
     scored = first_users(data, args.eval_users)
     metrics, out["eval_s"] = evaluate_now(model, scored, setup)
     out["eval_users"] = {s: int(m["users"]) for s, m in metrics.items()}
@@ -177,9 +194,6 @@ def run_child(args: argparse.Namespace) -> dict:
         tick = time.perf_counter()
         write_all_recommendations(model, data, Path(tmp) / "recs.parquet", REC_K, inputs=setup.inputs, rows=rows)
         out["rec_users"], out["rec_users_per_s"] = len(rows), len(rows) / (time.perf_counter() - tick)
-    if setup.device.type == "cuda":
-        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated(setup.device) / 2**20
-    return {**out, "status": "ok", "peak_rss_mb": peak_rss_mb()}
 
 
 def first_users(data, n: int):
@@ -266,6 +280,8 @@ def report(args: argparse.Namespace, results: list[dict], prepared_s: float, cou
           f"{'GiB':>6}  GPU MB (paper)")
     for r in results:
         print(row(args.shape, r))
+        if r.get("derived"):
+            print(f"  {r['model']}: {r['derived']}")
         if r["status"] != "ok":
             print(f"  {r['status']}: {r.get('error', '')}"[:300])
             if "cli_exit" in r:
