@@ -291,6 +291,21 @@ def report(args: argparse.Namespace, results: list[dict], prepared_s: float, cou
           (f" (projected from the first {args.eval_users:,} users)" if args.eval_users else ""))
 
 
+def markdown(paths: list[str]) -> None:
+    """The docs' table from saved JSON lines of this script (one file per shape)."""
+    print("| shape | model | M params (paper) | s/batch | s/epoch | eval s | rec users/s | peak RSS GiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        run = json.loads(Path(path).read_text().strip().splitlines()[-1])
+        for r in run["models"]:
+            paper = PAPER[run["shape"]].get(r["model"])
+            params = (f"{r['params'] / 1e6:.1f}" if "params" in r else r["status"]) + (f" ({paper[0]})" if paper else "")
+            cells = [format(r[key] * scale, spec) if key in r else "–" for key, spec, scale in
+                     (("batch_s", ".2f", 1), ("epoch_s", ",.0f", 1), ("eval_full_s", ",.0f", 1),
+                      ("rec_users_per_s", ",.0f", 1), ("peak_rss_mb", ".1f", 1 / 1024))]
+            print(f"| {run['shape']} | {r['model']} | {params} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="amazon-book")
@@ -303,8 +318,12 @@ def main() -> None:
                         help="evaluate the first N users and project the full evaluation linearly (0: all)")
     parser.add_argument("--home", default=None, help="data home (default: $DIFFREC_HOME, else diffrec's default)")
     parser.add_argument("--memory-cap-gib", type=float, default=14.0)
+    parser.add_argument("--markdown", nargs="+", metavar="JSON", help="print the docs' table from saved output")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.markdown:
+        markdown(args.markdown)
+        return
     if args.home is None:
         from diffrec_cli.data.store import DataHome
         args.home = str(DataHome(None).root)
