@@ -299,7 +299,8 @@ def markdown(paths: list[str]) -> None:
         run = json.loads(Path(path).read_text().strip().splitlines()[-1])
         for r in run["models"]:
             paper = PAPER[run["shape"]].get(r["model"])
-            params = (f"{r['params'] / 1e6:.1f}" if "params" in r else r["status"]) + (f" ({paper[0]})" if paper else "")
+            params = f"{r['params'] / 1e6:.1f}" if "params" in r else r["status"]
+            params += f" ({paper[0]})" if paper else ""
             cells = [format(r[key] * scale, spec) if key in r else "–" for key, spec, scale in
                      (("batch_s", ".2f", 1), ("epoch_s", ",.0f", 1), ("eval_full_s", ",.0f", 1),
                       ("rec_users_per_s", ",.0f", 1), ("peak_rss_mb", ".1f", 1 / 1024))]
