@@ -94,11 +94,11 @@ def recommendation_batches(model: torch.nn.Module, data: InteractionData, rows: 
         top = torch.topk(scores, k, dim=1)
         values, items = top.values.cpu().numpy(), top.indices.cpu().numpy()
         keep = np.isfinite(values)  # fewer than k unseen items (or a model's NaN): those slots stay empty
-        yield chunk, pl.DataFrame({"user": id_column(data.user_ids[np.repeat(chunk, keep.sum(axis=1))]),
-                            "rank": np.cumsum(keep, axis=1)[keep].astype(np.int64),
-                            "item": id_column(data.item_ids[items[keep]]),
-                            "score": values[keep].astype(np.float64)},
-                           schema=recommendation_schema(data))
+        frame = pl.DataFrame({"user": id_column(data.user_ids[np.repeat(chunk, keep.sum(axis=1))]),
+                              "rank": np.cumsum(keep, axis=1)[keep].astype(np.int64),
+                              "item": id_column(data.item_ids[items[keep]]),
+                              "score": values[keep].astype(np.float64)}, schema=recommendation_schema(data))
+        yield chunk, frame
 
 
 def write_all_recommendations(model: torch.nn.Module, data: InteractionData, out: Path, k: int = 10, *,
