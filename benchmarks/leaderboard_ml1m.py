@@ -36,15 +36,17 @@ from diffrec_cli.data.store import DataHome  # noqa: E402
 from diffrec_cli.plugins import get_registry  # noqa: E402
 from diffrec_cli.stats import paired_comparison  # noqa: E402
 
-DIFFUSION = ("diffrec", "ldiffrec", "tdiffrec", "ltdiffrec", "giffcf", "bspm", "cfdiff", "codigem", "multidae++")
+DIFFUSION = ("diffrec", "ldiffrec", "tdiffrec", "ltdiffrec", "giffcf", "bspm", "cfdiff", "codigem", "multidae++",
+             "diffease")
 NAMES = {"diffrec": "DiffRec", "ldiffrec": "L-DiffRec", "tdiffrec": "T-DiffRec", "ltdiffrec": "LT-DiffRec",
-         "giffcf": "GiffCF", "bspm": "BSPM", "cfdiff": "CF-Diff", "codigem": "CODIGEM", "multidae++": "MultiDAE++",
+         "giffcf": "GiffCF", "diffease": "DiffEASE", "bspm": "BSPM", "cfdiff": "CF-Diff", "codigem": "CODIGEM", "multidae++": "MultiDAE++",
          "ease": "EASE", "itemknn": "ItemKNN", "rp3beta": "RP3beta", "slim": "SLIM", "ials": "iALS",
          "toppop": "TopPop", "mf": "MF-BPR", "lightgcn": "LightGCN", "cdae": "CDAE", "multidae": "MultiDAE",
          "multivae": "MultiVAE"}
 # cheapest first, so a cut run still fills the table's strongest rows
 ORDER = ("toppop", "ease", "itemknn", "rp3beta", "bspm", "multivae", "multidae", "diffrec", "tdiffrec", "giffcf",
-         "cdae", "multidae++", "codigem", "mf", "ials", "slim", "ldiffrec", "ltdiffrec", "lightgcn", "cfdiff")
+         "cdae", "multidae++", "codigem", "mf", "ials", "slim", "ldiffrec", "ltdiffrec", "lightgcn", "cfdiff",
+         "diffease")
 
 
 def _flat(entry: dict) -> dict:
@@ -62,6 +64,7 @@ START: dict[str, dict] = {
     "slim": {"alpha": 0.1, "l1_ratio": 0.1, "k": 200},
     "bspm": {"ideal_weight": 0.0, "sharpen_time": 1.0},
     "giffcf": {"lr": 1e-3},
+    "diffease": {},
     "cfdiff": {"hidden": 64, "d_model": 8, "heads": 1, "layers": 1, "steps": 5, "noise_scale": 0.005, "lr": 1e-3},
 }
 # fixed for every trial of a model (batch sizes the CPU affords: MF/LightGCN's are interaction triples)
