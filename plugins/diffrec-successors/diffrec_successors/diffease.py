@@ -7,14 +7,14 @@ variance σ² on x_t, marginalised over, only adds n_users·σ² to the ridge be
 ``reg``.
 
 Reverse process: one large step, an x₀-predicting linear denoiser fitted in closed form on every training
-pair (x_tᵀ, x₀ᵀ): B = argmin ‖X − X H_t B‖² + λ‖B‖² with diag(B) = 0 (so an item never predicts itself from
-its own blurred signal, as in EASE): with G = H_tXᵀXH_t + λI, P = G⁻¹, B = P·H_tXᵀX − P·diag(γ),
-γ_j = (P·H_tXᵀX)_jj / P_jj. At t = 0 this is exactly EASE. The Gram matrix and the targets come from the
-binary matrix; the inputs a user is scored from are the (possibly time-reweighted) rows the trainer hands
-over — EASE's input-row weighting, which beats weighting the Gram matrix too on ML-1M. ``ideal_weight``
-adds GiffCF's and BSPM's ideal low-pass prior x·D_I^(−1/2)VVᵀD_I^(1/2) (V: the top ``factors``
-eigenvectors of P̃) to the prediction. A user scores x·M with M = H_t B (+ the prior): one n_items ×
-n_items operator, stored in the checkpoint.
+pair: B = argmin ‖Y − X H_t B‖² + λ‖B‖² with diag(B) = 0 (an item never predicts itself from its own
+blurred signal, as in EASE): with G = H_tXᵀXH_t + λI, P = G⁻¹, B = P·H_tXᵀY − P·diag(γ),
+γ_j = (P·H_tXᵀY)_jj / P_jj. X is the binary matrix (the Gram matrix stays unweighted); the target x₀ rows
+Y are, as in T-DiffRec, the reweighted rows the trainer hands over (``weighted_targets``; else Y = X), and
+so are the rows a user is scored from. With t = 0 and binary targets this is exactly EASE with weighted
+input rows. ``ideal_weight`` adds GiffCF's and BSPM's ideal low-pass prior x·D_I^(−1/2)VVᵀD_I^(1/2) (V:
+the top ``factors`` eigenvectors of P̃) to the prediction. A user scores x·M with M = H_t B (+ the prior):
+one n_items × n_items operator, stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -38,30 +38,32 @@ def heat_kernel(values: np.ndarray, vectors: np.ndarray, time: float) -> np.ndar
     return (vectors * np.exp(time * (values - 1.0))[None, :]) @ vectors.T
 
 
-def denoiser(gram: np.ndarray, heat: np.ndarray, reg: float) -> np.ndarray:
-    """The zero-diagonal ridge denoiser B from blurred rows XH to clean rows X, given G₀ = XᵀX and H."""
+def denoiser(gram: np.ndarray, cross: np.ndarray, heat: np.ndarray, reg: float) -> np.ndarray:
+    """The zero-diagonal ridge denoiser B from blurred rows XH to target rows Y, given G₀ = XᵀX and
+    C = XᵀY: B = argmin ‖Y − XHB‖² + λ‖B‖² s.t. diag(B) = 0."""
     n = gram.shape[0]
-    cross = heat @ gram  # H Xᵀ X
-    system = cross @ heat
+    system = heat @ gram @ heat
     system[np.diag_indices(n)] += reg
     inverse = torch.cholesky_inverse(torch.linalg.cholesky(torch.from_numpy(system))).numpy()
-    weights = inverse @ cross
+    weights = inverse @ (heat @ cross)
     weights -= inverse * (np.diag(weights) / np.diag(inverse))[None, :]
     return weights
 
 
-def diffease_operator(train: sp.spmatrix, *, reg: float, blur_time: float, ideal_weight: float,
-                      factors: int) -> np.ndarray:
+def diffease_operator(train: sp.spmatrix, *, reg: float, blur_time: float, ideal_weight: float, factors: int,
+                      weighted_targets: bool) -> np.ndarray:
     """M with score = x·M: the heat blur to ``blur_time`` then the one-step denoiser (+ the ideal prior)."""
-    binary = sp.csr_matrix(train, dtype=np.float64)
+    weighted = sp.csr_matrix(train, dtype=np.float64)
+    binary = weighted.copy()
     binary.data[:] = 1.0
     gram = (binary.T @ binary).toarray()
+    cross = (binary.T @ weighted).toarray() if weighted_targets else gram
     n = gram.shape[0]
     need_spectrum = blur_time > 0 or ideal_weight > 0
     if need_spectrum:
         values, vectors = scipy.linalg.eigh(item_gram(normalized_interactions(binary, 0.5, 0.5)))
     heat = heat_kernel(values, vectors, blur_time) if blur_time > 0 else np.eye(n)
-    operator = heat @ denoiser(gram, heat, reg)
+    operator = heat @ denoiser(gram, cross, heat, reg)
     if ideal_weight > 0:
         top = vectors[:, -min(factors, n):]
         degree = np.asarray(binary.sum(axis=0)).ravel()
@@ -75,7 +77,8 @@ class DiffEASE(Recommender):
     """DiffEASE, closed form (fitted once, no epochs).
 
     reg: λ of the denoiser's ridge (with the folded-in forward noise); blur_time: t of the forward heat
-    diffusion (0 gives EASE); ideal_weight, factors: weight and rank of the ideal low-pass prior.
+    diffusion (0 gives EASE); ideal_weight, factors: weight and rank of the ideal low-pass prior;
+    weighted_targets: the denoiser reconstructs the reweighted rows (T-DiffRec's x₀) instead of the binary ones.
     """
 
     name = "diffease"
@@ -86,7 +89,7 @@ class DiffEASE(Recommender):
                                                "ideal_weight": [0.0, 0.05, 0.1, 0.2]}
 
     def __init__(self, n_users: int, n_items: int, *, reg: float = 1000.0, blur_time: float = 0.25,
-                 ideal_weight: float = 0.0, factors: int = 256) -> None:
+                 ideal_weight: float = 0.0, factors: int = 256, weighted_targets: bool = True) -> None:
         super().__init__(n_users, n_items)
         for ok, message in ((reg > 0, f"reg (λ) must be positive, got {reg}"),
                             (blur_time >= 0, f"blur_time must be >= 0, got {blur_time}"),
@@ -94,7 +97,8 @@ class DiffEASE(Recommender):
                             (factors >= 1, f"factors must be >= 1, got {factors}")):
             if not ok:
                 raise DiffrecError(message)
-        self.settings = dict(reg=reg, blur_time=blur_time, ideal_weight=ideal_weight, factors=factors)
+        self.settings = dict(reg=reg, blur_time=blur_time, ideal_weight=ideal_weight, factors=factors,
+                             weighted_targets=weighted_targets)
         self.operator = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
 
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
