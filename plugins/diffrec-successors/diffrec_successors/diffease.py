@@ -84,8 +84,9 @@ class DiffEASE(Recommender):
     name = "diffease"
     closed_form = True
     test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0, "blur_time": 0.5, "factors": 8}
+    # t > 0 only: the forward diffusion always runs (t = 0 would be EASE with weighted targets)
     search_space: ClassVar[dict[str, list]] = {"reg": [250.0, 500.0, 1000.0, 2000.0, 4000.0],
-                                               "blur_time": [0.0, 0.1, 0.25, 0.5, 1.0],
+                                               "blur_time": [0.1, 0.25, 0.5, 1.0],
                                                "ideal_weight": [0.0, 0.05, 0.1, 0.2]}
 
     def __init__(self, n_users: int, n_items: int, *, reg: float = 1000.0, blur_time: float = 0.25,
