@@ -10,6 +10,7 @@ ordinary diffrec runs (``HOME/runs``) and searches (``HOME/tunes``), so ``diffre
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,22 @@ class State:
 
     def save(self) -> None:
         write_json(self.path, {"config": self.config, "models": self.models})
+
+    def merge(self, other: Path) -> list[str]:
+        """Copy the models another cache folder (same settings, e.g. a parallel ``--models`` subset) has
+        finished and this one has not, with their vectors; the names copied."""
+        raw = json.loads((other / "state.json").read_text(encoding="utf-8"))
+        if raw.get("config") != self.config:
+            raise ValueError(f"{other} holds a leaderboard with other settings ({raw.get('config')})")
+        copied = []
+        for name, entry in raw["models"].items():
+            if "seeds" in entry and "seeds" not in self.models.get(name, {}):
+                for seed in entry["seeds"]:
+                    shutil.copyfile(other / "vectors" / f"{name}-s{seed}.npz", self.vector_path(name, int(seed)))
+                self.models[name] = entry
+                copied.append(name)
+        self.save()
+        return copied
 
     def vector_path(self, name: str, seed: int) -> Path:
         return self.folder / "vectors" / f"{name}-s{seed}.npz"

@@ -1,7 +1,7 @@
 """Leaderboard on ML-1M clean: every model tuned with the same trial budget, retrained over seeds, tested.
 
     python benchmarks/leaderboard_ml1m.py --seeds 1,2,3 [--temporal] [--trials 4] [--epochs-cap 20]
-        [--models ease,diffrec,...] [--out FOLDER] [--stop-after MINUTES] [--markdown]
+        [--models ease,diffrec,...] [--out FOLDER] [--stop-after MINUTES] [--merge FOLDER] [--markdown]
 
 For each model: a budget of ``--trials`` validation runs with seed 1 — the settings recorded below
 (``START``, chosen on validation in earlier issues, else the model's defaults) plus ``trials − 1`` random
@@ -14,7 +14,9 @@ model T-DiffRec's time-linear interaction weights (w_min 0.1, w_max 1) as input.
 
 Resumable: results are cached per model and seed in ``--out`` (default HOME/leaderboard/clean or
 .../temporal); a rerun skips what is done. Data: DIFFREC_HOME (or --home) holding ``ml-1m_clean`` (the
-authors' split, ``diffrec data import-split``). The last line of output is one JSON object.
+authors' split, ``diffrec data import-split``). Subsets may run in parallel into other folders
+(``--models ials,slim --out B``) and be merged into the main one with ``--merge B``. The last line of
+output is one JSON object.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="cache folder [default: HOME/leaderboard/clean|temporal]")
     parser.add_argument("--stop-after", type=float, default=None, help="start no model after MINUTES")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--merge", action="append", default=[], metavar="FOLDER",
+                        help="first copy the finished models of another cache folder (a parallel --models run)")
     args = parser.parse_args()
     unknown = [m for m in args.models.split(",") if m not in NAMES]
     if unknown:
@@ -179,6 +183,8 @@ def main() -> None:
     state = State(out, config)
     if state.config != config:
         sys.exit(f"error: {out} holds a leaderboard with other settings ({state.config}); use another --out")
+    for folder in args.merge:
+        print(f"merged from {folder}: {', '.join(state.merge(Path(folder))) or 'nothing new'}")
     started = time.perf_counter()
     print(f"{args.dataset}{' + time-linear weights' if args.temporal else ''}: {args.trials} trials per model, "
           f"at most {args.epochs_cap} epochs per run, seeds {seeds}; cache {out}", flush=True)
