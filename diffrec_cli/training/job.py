@@ -84,6 +84,7 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
                      {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
                       "model_spec": spec.to_json(), "reweighting": spec.reweighting.to_json(),
                       **({"tracking": jsonable(settings.tracking)} if settings.tracking else {}),
+                      **({"ranks": parallel.ranks} if parallel.ranks > 1 else {}),  # data-parallel over them
                       "parameters": model.parameter_count(), "started": time.time()})
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id))
