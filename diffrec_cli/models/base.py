@@ -7,7 +7,7 @@ arguments that are its configuration. Component-valued arguments (a noise schedu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
@@ -28,7 +28,7 @@ class Batch:
     x: torch.Tensor  # (B, n_items)
     # this process's share of the whole batch's users: 1 except in data-parallel training, where each rank's
     # gradient is weighted by it so the ranks' gradients add up to the whole batch's
-    share: float = 1.0
+    share: float = field(default=1.0, kw_only=True)  # keyword-only: subclasses add positional fields
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,8 @@ class Recommender(nn.Module):
             if len(whole) < shard.ranks:
                 continue
             rows = shard.part(whole)
-            yield Batch(torch.from_numpy(rows).to(device), dense_rows(train, rows, device), len(rows) / len(whole))
+            yield Batch(torch.from_numpy(rows).to(device), dense_rows(train, rows, device),
+                        share=len(rows) / len(whole))
 
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Scores for every item, (B, n_items), from the users' input rows ``x``; higher ranks first."""
