@@ -46,6 +46,7 @@ def check_launch(nproc: int, model_class: type, *, resuming: bool) -> None:
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``diffrec`` with ``argv`` (without --nproc) in ``nproc`` ranks on this machine; the exit code
     of the first rank that failed, else 0."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -59,6 +60,8 @@ def launch(nproc: int, argv: list[str]) -> int:
     except ChildFailedError as failed:
         code = failed.get_first_failure()[1].exitcode
         return code if code > 0 else 128 - code if code < 0 else 1  # killed by signal s: 128 + s, as a shell says
+    except SignalException as stopped:  # Ctrl-C or SIGTERM reached the ranks too: rank 0 stops the run cleanly
+        return 128 + int(stopped.sigval)
     return 0
 
 
