@@ -90,6 +90,10 @@ class Parallel:
     def check_resumable(self) -> None:
         """Resuming continues a run in one process."""
 
+    def describe(self) -> list[str]:
+        """Lines for the start of training."""
+        return []
+
 
 class DataParallel(Parallel):
     """This process as rank ``rank`` of ``ranks`` in an open process group."""
@@ -173,6 +177,9 @@ class DataParallel(Parallel):
 
     def check_resumable(self) -> None:
         raise DiffrecError("a run resumes in one process: resuming across several processes is not supported")
+
+    def describe(self) -> list[str]:
+        return [f"data-parallel over {self.ranks} ranks ({dist.get_backend()}): each takes 1/{self.ranks} of a batch"]
 
     def _wire(self) -> torch.device:
         """Where small messages live: NCCL moves only CUDA tensors."""

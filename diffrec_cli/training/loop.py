@@ -158,7 +158,7 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
     first = 1 if resume is None else restore(resume, model, setup, result, best) + 1
     reporter(TrainingStarted(None, config.model, data.name, setup.epochs, setup.steps_per_epoch,
                              model.parameter_count(), str(setup.device), config.precision, model.diffusion_steps(),
-                             tuple(model.describe()), first_epoch=first))
+                             (*model.describe(), *setup.parallel.describe()), first_epoch=first))
     try:
         for epoch in range(first, setup.epochs + 1):
             result.epochs_run, tick = epoch, time.perf_counter()
