@@ -174,6 +174,11 @@ def test_nproc_training_writes_one_run_whose_checkpoint_evaluates_in_one_process
     reloaded = _diffrec("eval", run.name, "--json")
     assert reloaded.returncode == 0, reloaded.stderr[-3000:]
     assert json.loads(reloaded.stdout)["test"] == pytest.approx(final["test"], rel=1e-6)
+    assert json.loads((run / "config.json").read_text())["ranks"] == 2
+    # its resumable state continues in one process (the same global batch)
+    resumed = CliRunner().invoke(app, ["train", "--resume", run.name, "--epochs", "3", "--quiet", "--samples", "0"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run / "final.json").read_text())["epochs_run"] == 3
 
 
 def test_two_torchrun_launchers_of_one_rank_each_train_to_the_end(tiny_home):
