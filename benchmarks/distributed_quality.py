@@ -50,6 +50,14 @@ def summary(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def welch_pvalue(a: list[float], b: list[float]) -> float:
+    """Two-sided p of Welch's t-test: the seeds of the two settings are independent draws (not paired: the
+    same seed draws different noise on two ranks)."""
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and len(b) > 1 else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
@@ -70,14 +78,15 @@ def main() -> None:
     spread = [r["test"] for r in rows if r["nproc"] == args.nproc]
     (mean1, sd1), (mean_n, sd_n) = summary(alone), summary(spread)
     within = min(alone) <= mean_n <= max(alone)
+    welch_p = welch_pvalue(alone, spread)
     print(f"1 process:   {mean1:.4f} ± {sd1:.4f}  (range {min(alone):.4f}..{max(alone):.4f})")
     print(f"{args.nproc} processes: {mean_n:.4f} ± {sd_n:.4f}  "
-          f"({'within' if within else 'outside'} the 1-process range)")
+          f"({'within' if within else 'outside'} the 1-process range; Welch t-test p = {welch_p:.2f})")
     print_json_line({"benchmark": "distributed_quality", "model": args.model, "epochs": args.epochs,
                      "seeds": args.seeds, "nproc": args.nproc, "metric": f"test {METRIC}",
                      "one_process": {"mean": mean1, "sd": sd1, "values": alone},
                      "n_processes": {"mean": mean_n, "sd": sd_n, "values": spread},
-                     "within_one_process_range": within, "runs": rows})
+                     "within_one_process_range": within, "welch_p": welch_p, "runs": rows})
 
 
 if __name__ == "__main__":
