@@ -1,4 +1,4 @@
-"""Closed-form item-item models: EASE (Steck, 2019) and ItemKNN with cosine similarity.
+"""Closed-form item-item models: ItemKNN with cosine similarity and RP3beta (EASE is in ``ease.py``).
 
 Both are fitted once from the training matrix the trainer hands them (``closed_form = True``), which is
 the reweighted matrix when a reweighting strategy is set, and score a user by ``x_u · W`` from the user's
@@ -17,54 +17,7 @@ from torch import nn
 
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.base import Recommender
-
-
-def ease_weights(gram: np.ndarray, reg: float) -> np.ndarray:
-    """EASE's closed form: P = (G + λI)⁻¹, B = I − P·diag(1/diag P), so diag(B) = 0 (float64 in, float64 out)."""
-    g = np.array(gram, dtype=np.float64, copy=True)
-    g[np.diag_indices_from(g)] += reg
-    p = torch.cholesky_inverse(torch.linalg.cholesky(torch.from_numpy(g))).numpy()
-    b = -p / np.diag(p)[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return b
-
-
-class EASE(Recommender):
-    """EASE: an item-item weight matrix B with a zero diagonal, min ‖X − XB‖² + λ‖B‖², in closed form.
-
-    reg: λ, the L2 strength. The Gram matrix XᵀX comes from the sparse training matrix; B is dense
-    (n_items × n_items), which suits catalogues up to tens of thousands of items.
-
-    weight_gram: with a reweighting strategy (``reweighting=time-linear``, say), whether its weights enter
-    the Gram matrix. True (the default): X is the reweighted matrix in both the fit and the scoring, so B
-    solves the weighted regression. False: B is fitted on the unweighted interactions (XᵀX of the 0/1
-    pattern of the input; an interaction a strategy weighs 0 is not in the input either way) and only the
-    rows a user is scored from, x_u·B, carry the weights. Without a reweighting both are the same model.
-    """
-
-    name = "ease"
-    closed_form = True
-    test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0}
-    search_space: ClassVar[dict[str, list]] = {"reg": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]}
-
-    def __init__(self, n_users: int, n_items: int, *, reg: float = 250.0, weight_gram: bool = True) -> None:
-        super().__init__(n_users, n_items)
-        if not reg > 0:
-            raise DiffrecError(f"reg (λ) must be positive, got {reg}")
-        self.reg = reg
-        self.weight_gram = weight_gram
-        self.weight = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
-
-    def fit_closed_form(self, train: sp.csr_matrix) -> None:
-        x = sp.csr_matrix(train, dtype=np.float64, copy=True)
-        if not self.weight_gram:
-            x.data[:] = 1.0  # the trainer hands the reweighted matrix; the Gram matrix takes its pattern only
-        gram = (x.T @ x).toarray()
-        self.weight.data.copy_(torch.from_numpy(ease_weights(gram, self.reg)).float())
-
-    @torch.no_grad()
-    def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
+from diffrec_baselines.ease import EASE, ease_weights  # noqa: F401 - EASE lived here; old imports keep working
 
 
 def cosine_topk(train: sp.csr_matrix, k: int, shrink: float = 0.0, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
