@@ -157,10 +157,11 @@ class EASE(Recommender):
 
     def fit_memory(self, train_nnz: int, *, factorised: bool = False) -> int:
         """Beyond the weight: a float64 buffer when asked for, the eigenvectors when ``factorised``, the
-        column blocks and the sparse copies of X."""
-        square = self.n_items ** 2 * (8 if self.float64 else 4)
+        blocks (X's columns, G's columns, a transposed block) and three sparse copies of X."""
+        itemsize = 8 if self.float64 else 4
+        square = self.n_items ** 2 * itemsize
         buffers = (2 if factorised else 1) * square if self.float64 else (square if factorised else 0)
-        return buffers + 2 * 8 * self.n_items * CHUNK + 3 * 12 * train_nnz
+        return buffers + itemsize * CHUNK * (self.n_users + 2 * self.n_items) + 3 * 12 * train_nnz
 
     def _gram(self, train: sp.csr_matrix) -> np.ndarray:
         """G in the buffer the solve works in: the weight itself in float32."""
@@ -168,11 +169,16 @@ class EASE(Recommender):
         x = sp.csr_matrix(train, dtype=dtype, copy=True)
         if not self.weight_gram:
             x.data[:] = 1.0  # the trainer hands the reweighted matrix; the Gram matrix takes its pattern only
-        buffer = np.zeros((self.n_items,) * 2, dtype) if self.float64 else self.weight.data.numpy()
-        return gram_into(buffer, x, CHUNK)
+        return gram_into(self._buffer(dtype), x, CHUNK)
+
+    def _buffer(self, dtype: type) -> np.ndarray:
+        """Where the n² work happens: the weight itself when it is a float32 CPU tensor, else a new array."""
+        if dtype == np.float32 and self.weight.device.type == "cpu":
+            return self.weight.data.numpy()
+        return np.zeros((self.n_items,) * 2, dtype)
 
     def _keep(self, b: np.ndarray) -> None:
-        if b.ctypes.data != self.weight.data.data_ptr():
+        if self.weight.device.type != "cpu" or b.ctypes.data != self.weight.data.data_ptr():
             self.weight.data.copy_(torch.from_numpy(b))
 
     @torch.no_grad()
@@ -185,9 +191,7 @@ class EASE(Recommender):
 
     @torch.no_grad()
     def fit_from(self, factors: GramSpectrum) -> None:
-        dtype = factors.vectors.dtype
-        buffer = self.weight.data.numpy() if dtype == np.float32 else np.empty((self.n_items,) * 2, dtype)
-        self._keep(b_from_spectrum(buffer, factors, self.reg, CHUNK))
+        self._keep(b_from_spectrum(self._buffer(factors.vectors.dtype), factors, self.reg, CHUNK))
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

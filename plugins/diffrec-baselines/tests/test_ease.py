@@ -1,5 +1,6 @@
 """EASE at scale: in-place float32 solves, a λ grid from one shared eigendecomposition, memory refused early."""
 
+import re
 import tracemalloc
 
 import numpy as np
@@ -10,7 +11,14 @@ from safetensors.torch import load_file
 
 from diffrec_baselines import ease
 from diffrec_baselines.ease import EASE, ease_weights
+from diffrec_cli import memory
+from diffrec_cli.cli.app import app
+from diffrec_cli.config import resolve_settings
 from diffrec_cli.data.demo import build_demo
+from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
+from diffrec_cli.errors import DiffrecError
+from diffrec_cli.training.budget import check_training_fits
+from typer.testing import CliRunner
 from diffrec_cli.data.reweighting import TimeLinearReweighting, reweighted_matrix
 from diffrec_cli.data.store import DataHome
 from diffrec_cli.models.build import build_model
@@ -143,3 +151,40 @@ def test_fits_share_factors_only_when_they_differ_in_refit_settings_alone():
         shared.fitter(model, spec, "demo", "f1")(x)
         np.testing.assert_allclose(model.weight.numpy(), _reference(x, reg), atol=1e-4)
     assert len(calls) == shared.factorisations == 3  # weight_gram changes G; coming back to it refactorises
+
+
+def _catalogue(n_users: int, n_items: int, name: str) -> InteractionData:
+    rng = np.random.default_rng(0)
+    users, items = np.repeat(np.arange(n_users), 3), rng.integers(0, n_items, 3 * n_users)
+    train = csr_from_pairs(users, items, (n_users, n_items))
+    held = csr_from_pairs(np.arange(n_users), rng.integers(0, n_items, n_users), (n_users, n_items))
+    return InteractionData(name, train, held, held.copy(), np.array([f"u{i}" for i in range(n_users)]),
+                           np.array([f"i{i}" for i in range(n_items)]))
+
+
+def test_an_amazon_book_sized_ease_is_refused_before_it_allocates(demo_home, monkeypatch):
+    demo_home.save(_catalogue(200, 94_949, "book"))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 24 * 2**30)
+    result = CliRunner().invoke(app, ["train", "--model", "ease", "--dataset", "book", "--quiet", "--no-live"])
+    assert result.exit_code == 2
+    # the weight: 94,949² float32 = 36.06e9 bytes = 33.58 GiB; 1,024-column blocks 4 x 1,024 x (200 + 2 x 94,949)
+    # = 0.73 GiB; evaluation: 64 users x 4 bytes x 94,949 items x 6 = 0.14 GiB
+    assert re.fullmatch(r"error: fitting ease on book \(94,949 items: weights, fit, evaluation\) would need about "
+                        r"34\.4 GiB of memory, but only 24\.0 GiB is free", result.output.strip()), result.output
+    assert not demo_home.runs_dir.exists() or not any(demo_home.runs_dir.iterdir())
+
+
+def test_the_estimate_counts_what_each_fit_holds(monkeypatch):
+    registry = get_registry()
+    data = _catalogue(50, 3000, "mid")
+    base = resolve_settings({}, {}, model="ease", dataset="mid").train
+    alone = check_training_fits(registry, base, {}, data, torch.device("cpu"))
+    doubled = check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
+    assert alone.closed_form and alone.batch == 0
+    # the weight; blocks of X's columns (50 users), of G's and a transposed one; three sparse copies of X
+    assert alone.model == 3000**2 * 4 + 4 * ease.CHUNK * (50 + 2 * 3000) + 3 * 12 * data.train.nnz
+    assert doubled.model - alone.model == 3000**2 * 8 + 4 * ease.CHUNK * (50 + 2 * 3000)  # float64 buffer, blocks
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(alone.total / memory.USABLE_SHARE) + 1)
+    check_training_fits(registry, base, {}, data, torch.device("cpu"))  # float32 fits exactly
+    with pytest.raises(DiffrecError, match=r"^fitting ease on mid \(3,000 items: weights, fit, evaluation\)"):
+        check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
