@@ -1,7 +1,7 @@
 """EASE on a generated 18,000-item catalogue: peak memory of one fit, and ``diffrec tune`` over ``reg``.
 
     python benchmarks/ease_scale.py [--home DIR] [--users 9000] [--items 18500] [--interactions 600000]
-                                    [--regs 100,500,2000,5000] [--skip-tune] [--float64-fit]
+                                    [--regs 100,500,2000,5000] [--skip-tune] [--float64-fit] [--refit-each]
 
 Builds the dataset once in the data home (``diffrec data generate`` then ``data prepare --protocol clean``;
 9,000 x 18,500 gives 8,517 users x 18,109 items), then runs each measured command in its own process and
@@ -11,7 +11,9 @@ reads that process's peak RSS from ``wait4``:
   <= 3.5 GB, i.e. <= 2.5 float32 n_items² matrices plus the interpreter);
 - ``diffrec tune --model ease`` over the ``--regs`` grid: one eigendecomposition shared by every λ
   (target < 2 min on 2 cores);
-- with ``--float64-fit``: the same single fit solved in float64 (the old precision), for the ratio.
+- with ``--float64-fit``: the same single fit solved in float64 (the old precision), for the ratio;
+- with ``--refit-each``: one ``train`` per λ of the grid (a Cholesky solve each, no shared factors), the
+  alternative to the tune's shared eigendecomposition (and in float64 too with ``--float64-fit``).
 
 Prints a table and, last, one JSON object. Timings depend on the load: ``uptime`` is printed beside them.
 """
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--regs", default="100,500,2000,5000")
     parser.add_argument("--skip-tune", action="store_true")
     parser.add_argument("--float64-fit", action="store_true")
+    parser.add_argument("--refit-each", action="store_true", help="also fit each λ alone (no shared factors)")
     args = parser.parse_args()
     env = {**os.environ, "DIFFREC_HOME": args.home}
     dataset = ensure_dataset(env, args)
@@ -84,6 +87,12 @@ def main() -> None:
     if args.float64_fit:
         rows.append(("fit, float64", *measured(["train", "--model", "ease", *base, "--set", f"reg={regs[0]}",
                                                 "--set", "float64=true"], env)))
+    if args.refit_each:  # the path without sharing: one Cholesky solve per λ (float64: the old precision)
+        for precision in ("float32", "float64") if args.float64_fit else ("float32",):
+            runs = [measured(["train", "--model", "ease", *base, "--set", f"reg={reg}", "--set",
+                              f"float64={precision == 'float64'}"], env) for reg in regs]
+            rows.append((f"{len(regs)} fits, {precision}", sum(r[0] for r in runs), max(r[1] for r in runs),
+                         max(r[2] for r in runs)))
     if not args.skip_tune:
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as space:
             space.write(f"[search]\nreg = [{', '.join(map(str, regs))}]\n")
