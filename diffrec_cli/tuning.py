@@ -30,7 +30,7 @@ from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import RESUME_DIR, new_run_id
 from diffrec_cli.training.events import Reporter, TrainingStarted, silent
-from diffrec_cli.training.shared_fit import SharedFits
+from diffrec_cli.training.shared_fit import SharedFits, worth_sharing
 
 RANGE_KINDS = ("loguniform", "uniform", "int")
 TUNE_FILE = "tune.json"  # HOME/tunes/TUNE_ID/tune.json: the search, rewritten after every trial
@@ -319,7 +319,8 @@ def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: flo
             should_stop: Callable[[], bool]) -> TuneResult:
     started, done_before = time.perf_counter(), result.seconds
     deadline = None if timeout is None else started + timeout
-    shared = SharedFits()  # trials that differ only in a closed-form model's refit settings share its factors
+    # trials that differ only in a closed-form model's refit settings share its factors, where that pays
+    shared, sharing = SharedFits(), worth_sharing(registry.get("model", result.model).cls, result.trials)
 
     def out_of_time() -> bool:
         return deadline is not None and time.perf_counter() >= deadline
@@ -341,8 +342,8 @@ def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: flo
                 trial.status = "skipped"
                 continue
             reporter(TrialStarted(trial.number, len(result.trials), trial.params))
-            tick = time.perf_counter()
-            result.interrupted = _run_trial(trial, result, registry, home, reporter, stop_trial, save, shared)
+            tick, share = time.perf_counter(), shared if sharing[trial.number - 1] else None
+            result.interrupted = _run_trial(trial, result, registry, home, reporter, stop_trial, save, share)
             trial.seconds += time.perf_counter() - tick
             save()
             reporter(TrialFinished(trial, len(result.trials), result.best))
@@ -394,7 +395,6 @@ def _run_trial(trial: Trial, result: TuneResult, registry: Registry, home: DataH
         trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
         trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
         trial.parameters = outcome.model.parameter_count()
-        # an interrupted fit that neither the deadline nor the caller stopped was Ctrl-C: it ends the search
-        return fit.interrupted and not stop()
+        return fit.interrupted and not stop()  # not the deadline nor the caller: Ctrl-C, which ends the search
     return False
 

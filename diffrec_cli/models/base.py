@@ -69,6 +69,9 @@ class Recommender(nn.Module):
     #: trials that differ only in these from one ``factorise`` result, through ``fit_from`` (EASE: ``reg``,
     #: over one eigendecomposition of its Gram matrix). Models that name any implement both methods.
     refit_settings: ClassVar[tuple[str, ...]] = ()
+    #: The fewest trials that must share one ``factorise`` before it costs less than fitting each alone:
+    #: ``diffrec tune`` shares only within groups at least this large.
+    refit_break_even: ClassVar[int] = 2
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()

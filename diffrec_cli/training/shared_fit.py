@@ -59,3 +59,12 @@ class SharedFits:
             model.fit_from(self.factors)
 
         return fit
+
+
+def worth_sharing(model_cls: Any, trials: list[Any]) -> list[bool]:
+    """For each planned trial (its ``params``): whether its group, the trials whose settings differ only in
+    the model's ``refit_settings``, is large enough for one shared factorisation to pay (``refit_break_even``)."""
+    refit = set(model_cls.refit_settings)
+    keys = [json.dumps({k: v for k, v in t.params.items() if k not in refit}, sort_keys=True, default=str)
+            for t in trials]
+    return [bool(refit) and keys.count(key) >= model_cls.refit_break_even for key in keys]

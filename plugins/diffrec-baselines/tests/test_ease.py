@@ -105,7 +105,8 @@ def test_float32_keeps_the_float64_top20_over_the_default_grid():
             model.fit_closed_form(x)
             scores[float64] = (rows.double() @ model.weight.double()).masked_fill(seen, -np.inf)
         top32, top64 = (torch.topk(scores[f], 21, dim=1) for f in (False, True))
-        differ = [u for u in range(len(rows)) if set(top32.indices[u, :20].tolist()) != set(top64.indices[u, :20].tolist())]
+        sets = [[set(row.tolist()) for row in top.indices[:, :20]] for top in (top32, top64)]
+        differ = [u for u in range(len(rows)) if sets[0][u] != sets[1][u]]
         gaps = (top64.values[differ, 19] - top64.values[differ, 20]).abs()
         assert len(differ) <= 2 and bool((gaps < 1e-5).all()), (reg, differ, gaps)
 
@@ -121,7 +122,19 @@ def demo_home(tmp_path, monkeypatch):
     reset_plugins()
 
 
+@pytest.mark.parametrize("break_even,factorisations", [(3, 1), (4, 0)])
+def test_a_grid_too_short_to_pay_for_the_spectrum_solves_each_reg_alone(demo_home, monkeypatch, break_even,
+                                                                       factorisations):
+    calls = []
+    original = EASE.factorise
+    monkeypatch.setattr(EASE, "factorise", lambda self, train: (calls.append(1), original(self, train))[1])
+    monkeypatch.setattr(EASE, "refit_break_even", break_even)
+    result = tune("ease", "demo", get_registry(), home=demo_home, space=SearchSpace({"reg": [20.0, 200.0, 2000.0]}))
+    assert len(calls) == factorisations and [t.status for t in result.trials] == ["finished"] * 3
+
+
 def test_tune_over_reg_factorises_once_and_matches_separate_fits(demo_home, monkeypatch):
+    monkeypatch.setattr(EASE, "refit_break_even", 2)
     calls = []
     original = EASE.factorise
     monkeypatch.setattr(EASE, "factorise", lambda self, train: (calls.append(1), original(self, train))[1])
