@@ -144,10 +144,11 @@ class EASE(Recommender):
     name = "ease"
     closed_form = True
     refit_settings = ("reg",)
-    # Measured on a 2-core AVX-512 CPU (numpy/scipy LAPACK, float32, 2,500-4,000 items): the eigendecomposition
-    # costs 15-20 Cholesky solves and each λ then one n³ product, so one spectrum pays from about 24 λ values
-    # on; shorter grids solve each λ alone (``diffrec tune`` decides per group of trials).
-    refit_break_even = 24
+    # Measured on a 2-core AVX-512 CPU (scipy's LAPACK, float32, 5,921 items, benchmarks/ease_scale.py
+    # --solvers): the eigendecomposition took 533 s, a Cholesky solve 23.5 s and B(λ) from the spectrum
+    # 7.5 s, so one spectrum pays from about 33 λ values on; shorter grids solve each λ alone (``diffrec
+    # tune`` decides per group of trials).
+    refit_break_even = 32
     test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0}
     search_space: ClassVar[dict[str, list]] = {"reg": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]}
 
