@@ -23,7 +23,7 @@ from diffrec_cli.data.sparse import InteractionData
 from diffrec_cli.errors import TrainingFailed
 from diffrec_cli.models.base import Recommender
 from diffrec_cli.training.device import autocast_for, pick_device, seed_everything
-from diffrec_cli.training.evaluate import evaluate
+from diffrec_cli.training.distributed import Parallel, join, require_distributable
 from diffrec_cli.training.events import (EpochFinished, Evaluated, Reporter, ResumePoint, StepFinished,
                                          TrainingFinished, TrainingStarted, silent)
 from diffrec_cli.training.resume import TrainingState, rng_state, set_rng_state
@@ -58,12 +58,15 @@ class Best:
     test: dict[str, float] = field(default_factory=dict)
     state: dict[str, torch.Tensor] | None = None
 
-    def offer(self, epoch: int, metrics: dict[str, dict[str, float]], metric: str, model: torch.nn.Module) -> bool:
+    def offer(self, epoch: int, metrics: dict[str, dict[str, float]], metric: str, model: torch.nn.Module,
+              copy: bool = True) -> bool:
+        """Keep this evaluation if it is the best; ``copy``: of the weights (False when training is over, as
+        after a closed-form fit: an n_items² model would otherwise be held twice)."""
         if metrics["valid"][metric] <= self.value:
             return False
         self.value, self.epoch = metrics["valid"][metric], epoch
         self.valid, self.test = metrics["valid"], metrics["test"]
-        self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self.state = {k: v.detach().cpu().clone() if copy else v.detach() for k, v in model.state_dict().items()}
         return True
 
 
@@ -78,6 +81,8 @@ class Setup:
     steps_per_epoch: int
     shuffler: torch.Generator
     autocast: Callable[[], contextlib.AbstractContextManager]
+    parallel: Parallel  # this process's part: alone, or one rank of a data-parallel job
+    closed_fit: Callable[[sp.csr_matrix], None] | None = None  # a closed-form model's fit (shared factors)
 
     @property
     def epochs(self) -> int:
@@ -88,20 +93,27 @@ class Setup:
 
     def resumable_after(self, epoch: int) -> bool:
         """Whether to offer a resume point: every ``checkpoint_every`` epochs (0: at every evaluation)."""
+        if self.closed_fit is not None:  # one fit, nothing to continue: no copies of its weights on disk
+            return False
         every = self.config.checkpoint_every
         return self.evaluates_after(epoch) if every == 0 else (epoch % every == 0 or epoch == self.epochs)
 
 
-def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig) -> Setup:
-    device = pick_device(config.device)
+def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig,
+                closed_fit: Callable[[sp.csr_matrix], None] | None = None) -> Setup:
+    parallel = join(pick_device(config.device))  # the launcher's environment says whether we are one of many
+    require_distributable(type(model), parallel.ranks)
+    device = parallel.place(pick_device(config.device))
     seed_everything(config.seed)
     model.to(device)
     inputs = model.inputs(data)
     model.prepare(inputs)
+    parallel.attach(model, config.seed)
     closed = model.closed_form
     return Setup(config, device, inputs, None if closed else model.make_optimizer(config.lr, config.weight_decay),
                  0 if closed else model.steps_per_epoch(inputs, config.batch_size),
-                 torch.Generator().manual_seed(config.seed), autocast_for(device, config.precision))
+                 torch.Generator().manual_seed(config.seed), autocast_for(device, config.precision), parallel,
+                 (closed_fit or model.fit_closed_form) if closed else None)
 
 
 def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter,
@@ -109,16 +121,17 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
     """One epoch of optimiser steps (or the closed-form fit); returns the mean loss."""
     model.train()
     model.on_epoch_start(epoch)
-    if setup.optimizer is None:
-        model.fit_closed_form(setup.inputs)
+    if setup.closed_fit is not None:
+        setup.closed_fit(setup.inputs)
         return 0.0
     total, steps = 0.0, 0
-    for steps, batch in enumerate(model.batches(setup.inputs, setup.config.batch_size, setup.shuffler,
-                                                setup.device), start=1):
+    for steps, batch in enumerate(setup.parallel.batches(model, setup.inputs, setup.config.batch_size,
+                                                         setup.shuffler, setup.device), start=1):
         with setup.autocast():
             loss = model.loss(batch)
         setup.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        setup.parallel.reduce_gradients(model, batch.share)
         setup.optimizer.step()
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -126,9 +139,9 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
                                  f"keeps its last good checkpoint (a lower lr may help)")
         total += value
         reporter(StepFinished(epoch, steps, value))
-        if should_stop():
+        if setup.parallel.agree(should_stop()):
             raise KeyboardInterrupt
-    return total / max(1, steps)
+    return setup.parallel.mean(total / max(1, steps))
 
 
 def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tuple[dict[str, dict[str, float]], float]:
@@ -137,22 +150,25 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
     tick = time.perf_counter()
     # no autocast here: bf16 scores (8-bit mantissa) tie and reorder near-equal items, so the metrics would
     # measure rounding rather than the model
-    metrics = evaluate(model.scores, data, ks=setup.config.ks, device=setup.device, input_matrix=setup.inputs,
-                       batch_size=setup.config.eval_batch_size or None)
+    metrics = setup.parallel.evaluate(model.scores, data, ks=setup.config.ks, device=setup.device,
+                                      input_matrix=setup.inputs, batch_size=setup.config.eval_batch_size or None)
     return metrics, time.perf_counter() - tick
 
 
 def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter: Reporter = silent, *,
-        should_stop: Callable[[], bool] = never, resume: TrainingState | None = None) -> FitResult:
+        should_stop: Callable[[], bool] = never, resume: TrainingState | None = None,
+        closed_fit: Callable[[sp.csr_matrix], None] | None = None) -> FitResult:
     """Train ``model`` on ``data``; the model ends with its best validation weights, in eval mode.
     Ctrl-C (or ``should_stop()``) ends training early and keeps the best evaluation so far. With ``resume``
-    (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have."""
-    setup = prepare_fit(model, data, config)
+    (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have.
+    ``closed_fit`` fits a closed-form model in place of its ``fit_closed_form`` (a search's shared factors)."""
+    setup = prepare_fit(model, data, config, closed_fit)
+    reporter = setup.parallel.reporter(reporter)  # one rank speaks for all
     result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
     first = 1 if resume is None else restore(resume, model, setup, result, best) + 1
     reporter(TrainingStarted(None, config.model, data.name, setup.epochs, setup.steps_per_epoch,
                              model.parameter_count(), str(setup.device), config.precision, model.diffusion_steps(),
-                             tuple(model.describe()), first_epoch=first))
+                             (*model.describe(), *setup.parallel.describe()), first_epoch=first))
     try:
         for epoch in range(first, setup.epochs + 1):
             result.epochs_run, tick = epoch, time.perf_counter()
@@ -161,14 +177,14 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
             reporter(EpochFinished(epoch, loss, result.epoch_seconds[-1], model.step_losses()))
             if setup.evaluates_after(epoch):
                 metrics, seconds = evaluate_now(model, data, setup)  # ---- evaluate
-                is_best = best.offer(epoch, metrics, config.metric, model)  # ---- checkpoint (the recorder saves)
+                is_best = best.offer(epoch, metrics, config.metric, model, copy=setup.closed_fit is None)  # ---- checkpoint (the recorder saves)
                 result.eval_seconds.append(seconds)
                 result.history.append({"epoch": epoch, **metrics, "seconds": seconds, "loss": loss})
                 reporter(Evaluated(epoch, metrics["valid"], metrics["test"], seconds, is_best, best.epoch,  # ---- log
                                    best.value, config.metric))
             if setup.resumable_after(epoch):
                 reporter(ResumePoint(epoch, lambda e=epoch: snapshot(e, model, setup, result, best)))
-            if epoch - best.epoch >= config.patience:
+            if setup.parallel.agree(epoch - best.epoch >= config.patience):  # decided once, by rank 0
                 result.stopped_early = True
                 break
     except KeyboardInterrupt:
@@ -199,6 +215,7 @@ def snapshot(epoch: int, model: Recommender, setup: Setup, result: FitResult, be
 
 def restore(state: TrainingState, model: Recommender, setup: Setup, result: FitResult, best: Best) -> int:
     """Put a snapshot back into the model, optimiser, generators and records; returns its epoch."""
+    setup.parallel.check_resumable()
     model.load_state_dict(state.model)
     model.load_training_state(state.info["model_state"])
     if setup.optimizer is not None and state.optimizer is not None:
