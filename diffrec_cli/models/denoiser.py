@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
+from diffrec_cli.mixed_precision import ItemsAndStepLinear, LowPrecisionLinear, WeightCopies
 
 
 def step_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -44,6 +45,8 @@ class MLPDenoiser(nn.Module):
         sizes = [n_items + emb_size] + encoder[1:] + decoder[1:]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.dropout = dropout
+        self.training_copies: WeightCopies | None = None  # set_precision: bf16 training
+        self.scoring_dtype = torch.float32
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -56,23 +59,39 @@ class MLPDenoiser(nn.Module):
     def embed(self, t: torch.Tensor) -> torch.Tensor:
         return self.emb_layer(step_embedding(t, self.emb_size))
 
+    def set_precision(self, training: torch.dtype, scoring: torch.dtype) -> None:
+        """Matmul dtypes for training (bf16: weights copied once per optimiser step, fp32 master weights and
+        loss) and for the fused scoring recursion's hidden-size steps (item-wide scores stay float32)."""
+        self.training_copies = None if training == torch.float32 else WeightCopies(training)
+        self.scoring_dtype = scoring
+
     def _input_dropout(self, x: torch.Tensor) -> torch.Tensor:
         # Same distribution as nn.Dropout, but a uniform draw and a compare cost about half of the
-        # bernoulli kernel on a CPU, and this runs on every (batch × n_items) input.
+        # bernoulli kernel on a CPU, and this runs on every (batch × n_items) input. The mask is built in
+        # the uniform draw's own buffer (no further (batch × n_items) temporaries).
         if not self.training or self.dropout == 0.0:
             return x
-        keep = torch.rand_like(x) >= self.dropout
-        return torch.where(keep, x * (1.0 / (1.0 - self.dropout)), torch.zeros((), dtype=x.dtype, device=x.device))
+        keep = torch.rand_like(x).ge_(self.dropout)
+        kept = keep.mul_(x) if not x.requires_grad else x * keep
+        low = self.training_copies
+        if low is None or kept.requires_grad:
+            return kept.mul_(1.0 / (1.0 - self.dropout))
+        # scaled and cast to the compute dtype in one pass
+        return torch.mul(kept, 1.0 / (1.0 - self.dropout), out=torch.empty(kept.shape, dtype=low.dtype, device=kept.device))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
             x = F.normalize(x)
-        h = torch.cat([self._input_dropout(x), self.embed(t).to(x.dtype)], dim=-1)
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if i != last:
-                h = torch.tanh(h)
+        x = self._input_dropout(x)
+        first = self.layers[0]
+        low = self.training_copies if self.training else None
+        if low is None:
+            h = ItemsAndStepLinear.apply(x, self.embed(t).to(x.dtype), first.weight, first.bias, None)
+        else:
+            h = ItemsAndStepLinear.apply(x.to(low.dtype), self.embed(t), first.weight, first.bias, low.of(first))
+        for layer in self.layers[1:]:
+            h = torch.tanh(h)
+            h = layer(h) if low is None else LowPrecisionLinear.apply(h, layer.weight, layer.bias, low.of(layer))
         return h
 
     # ----- exact fast inference ---------------------------------------------------------------

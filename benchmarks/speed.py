@@ -1,0 +1,201 @@
+"""DiffRec speed on ML-1M clean, in one run: this project, a plain PyTorch reference loop, and the GEMM floor.
+
+    python benchmarks/speed.py [--threads 1|all] [--epochs N] [--quick] [--home DIR]
+
+Times (a) this project's training epoch and full evaluation (validation + test) with the authors' ML-1M
+settings, in fp32 and bf16, and what ``--precision auto`` picks here; (b) the reference in
+``benchmarks/reference/`` (the authors' loop structure: dense matrix, DataLoader, unfused T-step reverse
+process for validation and again for test); (c) the GEMM floor: this network's four layer shapes as bare
+matmuls, forward and backward, for one epoch's batches, in fp32 and bf16. Prints each figure, the ratios
+ours / reference and ours / floor, the top-20 agreement of bf16 and fp32 evaluation, a torch.profiler
+breakdown of one training epoch per precision and the peak RSS of this project's part (measured before
+the reference runs). Ratios are only meaningful within one run: run it on a quiet machine. Reads the
+imported split ``ml-1m_clean`` from the data home (``--home``, else ``$DIFFREC_HOME``). The last line of
+output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _common import peak_rss_mb, print_json_line  # noqa: E402
+from _profile import epoch_breakdown, print_breakdown  # noqa: E402
+from reference.diffrec_reference import ReferenceRun  # noqa: E402
+
+from diffrec_cli.config import resolve_settings  # noqa: E402
+from diffrec_cli.data.store import DataHome  # noqa: E402
+from diffrec_cli.models.build import build_model  # noqa: E402
+from diffrec_cli.plugins import load_plugins  # noqa: E402
+from diffrec_cli.training.loop import evaluate_now, prepare_fit, train_epoch  # noqa: E402
+
+# The authors' ML-1M (clean) DiffRec settings (datasets/recipes/ml-1m_clean.toml).
+MODEL = {"dims": [200, 600], "emb_size": 10, "prediction": "x0", "steps": 40, "noise_scale": 0.005,
+         "noise_min": 0.005, "noise_max": 0.01, "noising_steps": 0, "step_weighting": True,
+         "sampling": "importance", "schedule": "linear-var"}
+BATCH = 400
+
+
+def build(data, registry, precision: str, seed: int = 1, compile_step: bool = False):
+    settings = resolve_settings({"lr": 1e-3, "batch_size": BATCH, "epochs": 1000}, {}, seed=seed, device="cpu",
+                                precision=precision, dataset=data.name)
+    torch.manual_seed(seed)
+    model, _ = build_model(registry, "diffrec", dict(MODEL), n_users=data.n_users, n_items=data.n_items)
+    return model, prepare_fit(model, data, settings.train)
+
+
+def time_ours(data, registry, precision: str, epochs: int) -> dict:
+    """Median seconds per training epoch (after one warm-up epoch) and per full evaluation."""
+    model, setup = build(data, registry, precision)
+    silent = lambda event: None  # noqa: E731
+    train_epoch(model, setup, 1, silent, lambda: False)
+    seconds = []
+    for epoch in range(2, epochs + 2):
+        tick = time.perf_counter()
+        train_epoch(model, setup, epoch, silent, lambda: False)
+        seconds.append(time.perf_counter() - tick)
+    evals = [evaluate_now(model, data, setup)[1] for _ in range(2 if epochs > 1 else 1)]
+    return {"epoch_s": statistics.median(seconds), "eval_s": min(evals), "model": model, "setup": setup,
+            "decision": setup.precision.describe() if hasattr(setup, "precision") else precision}
+
+
+def top20_agreement(model, data, setup_a, setup_b, users: int = 1500) -> float:
+    """Mean share of each user's top-20 (seen items excluded) that two evaluation precisions agree on."""
+    from diffrec_cli.data.sparse import dense_rows
+
+    rows = np.flatnonzero(np.diff(data.valid.indptr) > 0)[:users]
+    x = dense_rows(setup_a.inputs, rows)
+    seen = dense_rows(data.train, rows) != 0
+    model.eval()
+    tops = []
+    for setup in (setup_a, setup_b):
+        scores = setup.scorer(model)(torch.from_numpy(rows), x).float().masked_fill(seen, -np.inf)
+        tops.append(torch.topk(scores, 20, dim=1).indices)
+    same = [len(set(a.tolist()) & set(b.tolist())) / 20 for a, b in zip(*tops)]
+    return float(np.mean(same))
+
+
+def gemm_floor(n_items: int, n_users: int, dims: list[int], emb: int, dtype: torch.dtype, reps: int = 2) -> dict:
+    """Seconds for one epoch of this network's GEMMs, forward and backward, as bare matmuls."""
+    decoder = list(dims) + [n_items]
+    sizes = [n_items + emb] + decoder[::-1][1:] + decoder[1:]
+    layers = [(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(b, a).to(dtype) for a, b in layers]
+    batches = [BATCH] * (n_users // BATCH) + ([n_users % BATCH] if n_users % BATCH else [])
+    flops = 0.0
+    for size in set(batches):
+        for i, (a, b) in enumerate(layers):
+            flops += batches.count(size) * 2.0 * size * a * b * (2 if i == 0 else 3)
+    inputs = {size: [torch.randn(size, a).to(dtype) for a, _ in layers] for size in set(batches)}
+    grads = {size: [torch.randn(size, b).to(dtype) for _, b in layers] for size in set(batches)}
+
+    def epoch() -> None:
+        for size in batches:
+            for i, w in enumerate(weights):
+                torch.mm(inputs[size][i], w.t())  # forward
+                torch.mm(grads[size][i].t(), inputs[size][i])  # weight gradient
+                if i:
+                    torch.mm(grads[size][i], w)  # input gradient (none for the first layer's data input)
+
+    epoch()
+    best = min(_timed(epoch) for _ in range(reps))
+    return {"s": best, "gflop": flops / 1e9, "gflops": flops / 1e9 / best}
+
+
+def _timed(fn) -> float:
+    tick = time.perf_counter()
+    fn()
+    return time.perf_counter() - tick
+
+
+def time_reference(data, epochs: int, eval_batches: int | None) -> dict:
+    ref = ReferenceRun(data.train, data.valid, data.test, dims=MODEL["dims"], emb_size=MODEL["emb_size"],
+                       steps=MODEL["steps"], noise_scale=MODEL["noise_scale"], noise_min=MODEL["noise_min"],
+                       noise_max=MODEL["noise_max"], batch_size=BATCH)
+    ref.train_epoch()
+    seconds = [_timed(ref.train_epoch) for _ in range(epochs)]
+    tick = time.perf_counter()
+    if eval_batches is None:
+        metrics = ref.evaluate_valid_and_test()
+        eval_s, extrapolated = time.perf_counter() - tick, False
+    else:  # --quick: time a few batches of each reverse pass and scale to the whole user set
+        metrics = {}
+        eval_s, extrapolated = ref.time_partial_eval(eval_batches), True
+    return {"epoch_s": statistics.median(seconds), "eval_s": eval_s, "extrapolated": extrapolated,
+            "valid_recall20": metrics.get("valid", {}).get("recall@20")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", default="1", help="1 or all")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (median)")
+    parser.add_argument("--quick", action="store_true", help="1 timed epoch, reference evaluation extrapolated")
+    parser.add_argument("--home", default=os.environ.get("DIFFREC_HOME"))
+    args = parser.parse_args()
+    threads = os.cpu_count() or 1 if args.threads == "all" else int(args.threads)
+    torch.set_num_threads(threads)
+    epochs = 1 if args.quick else max(1, args.epochs)
+    if not args.home:
+        raise SystemExit("error: give --home or set DIFFREC_HOME (a data home with ml-1m_clean imported)")
+    data = DataHome(Path(args.home)).load("ml-1m_clean")
+    registry = load_plugins(entry_points=False).registry
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    print(f"DiffRec, ML-1M clean ({data.n_users:,} users, {data.n_items:,} items), dims {MODEL['dims']}, "
+          f"T={MODEL['steps']}, batch {BATCH}; {threads} thread(s), torch {torch.__version__}", flush=True)
+
+    ours = {p: time_ours(data, registry, p, epochs) for p in ("fp32", "bf16", "auto")}
+    agreement = top20_agreement(ours["fp32"]["model"], data, ours["fp32"]["setup"], ours["bf16"]["setup"])
+    profiles = {p: epoch_breakdown(ours[p]["model"], ours[p]["setup"]) for p in ("fp32", "bf16")}
+    peak_ours = peak_rss_mb()
+    floors = {p: gemm_floor(data.n_items, int((np.diff(data.train.indptr) > 0).sum()), MODEL["dims"],
+                            MODEL["emb_size"], dt) for p, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    ref = time_reference(data, epochs, 2 if args.quick else None)
+    report(ours, floors, ref, agreement, profiles, peak_ours, threads, load_before, time.perf_counter() - started)
+
+
+def report(ours, floors, ref, agreement, profiles, peak_ours, threads, load_before, wall) -> None:
+    print(f"\n{'':28}{'s/epoch':>9}{'/ref':>7}{'/floor':>8}{'s/eval':>9}{'/ref':>7}")
+    for p in ("fp32", "bf16", "auto"):
+        o = ours[p]
+        floor = floors["bf16" if o["decision"].startswith("bf16") else "fp32"] if p == "auto" else floors[p]
+        print(f"{'ours ' + p:28}{o['epoch_s']:>9.3f}{o['epoch_s'] / ref['epoch_s']:>7.2f}"
+              f"{o['epoch_s'] / floor['s']:>8.2f}{o['eval_s']:>9.2f}{o['eval_s'] / ref['eval_s']:>7.3f}")
+    mark = " (extrapolated)" if ref["extrapolated"] else ""
+    print(f"{'reference (authors loop)':28}{ref['epoch_s']:>9.3f}{1:>7.2f}{'':>8}{ref['eval_s']:>9.2f}{1:>7.3f}{mark}")
+    for p, f in floors.items():
+        print(f"{'GEMM floor ' + p:28}{f['s']:>9.3f}  ({f['gflop']:.0f} GFLOP at {f['gflops']:.0f} GFLOP/s)")
+    print(f"auto picked: {ours['auto']['decision']}")
+    print(f"top-20 agreement, bf16 vs fp32 evaluation: {agreement:.4f}")
+    for p, rows in profiles.items():
+        print_breakdown(f"profile of one {p} training epoch", rows)
+    print(f"peak RSS (this project's part): {peak_ours:.0f} MB; wall {wall:.0f} s; "
+          f"load average before/after {load_before:.2f}/{os.getloadavg()[0]:.2f}")
+    out = {"threads": threads, "torch": torch.__version__, "ref_epoch_s": round(ref["epoch_s"], 4),
+           "ref_eval_s": round(ref["eval_s"], 3), "ref_eval_extrapolated": ref["extrapolated"],
+           "floor_fp32_s": round(floors["fp32"]["s"], 4), "floor_bf16_s": round(floors["bf16"]["s"], 4),
+           "floor_fp32_gflops": round(floors["fp32"]["gflops"], 1),
+           "floor_bf16_gflops": round(floors["bf16"]["gflops"], 1)}
+    for p in ("fp32", "bf16", "auto"):
+        o = ours[p]
+        out.update({f"{p}_epoch_s": round(o["epoch_s"], 4), f"{p}_eval_s": round(o["eval_s"], 3),
+                    f"{p}_epoch_vs_ref": round(o["epoch_s"] / ref["epoch_s"], 3),
+                    f"{p}_eval_vs_ref": round(o["eval_s"] / ref["eval_s"], 4)})
+    out.update({"fp32_epoch_vs_floor": round(ours["fp32"]["epoch_s"] / floors["fp32"]["s"], 3),
+                "bf16_epoch_vs_floor": round(ours["bf16"]["epoch_s"] / floors["bf16"]["s"], 3),
+                "auto_decision": ours["auto"]["decision"], "top20_agreement_bf16": round(agreement, 4),
+                "peak_rss_mb": round(peak_ours, 1), "load_before": round(load_before, 2),
+                "load_after": round(os.getloadavg()[0], 2), "wall_s": round(wall, 1)})
+    print_json_line(out)
+
+
+if __name__ == "__main__":
+    main()
