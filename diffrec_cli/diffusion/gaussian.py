@@ -180,9 +180,9 @@ class GaussianDiffusion(nn.Module):
         t, pt = self.sample_steps(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
         if self.prediction == "x0" and not return_x0 and not self.noiseless:
-            # the noise is not needed after x_t: x_t is built in its buffer, no (batch × n_items) temporaries
-            xt = noise.mul_(self._at("sqrt_one_minus_alphas_cumprod", t, x0)).addcmul_(
-                self._at("sqrt_alphas_cumprod", t, x0), x0)
+            # the noise is not needed after x_t: x_t is written over it (q_sample's products, one buffer fewer)
+            xt = torch.addcmul(self._at("sqrt_alphas_cumprod", t, x0) * x0,
+                               self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise, out=noise)
         else:
             xt = self.q_sample(x0, t, noise)
         output = denoiser(xt, t)
