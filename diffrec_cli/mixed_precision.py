@@ -49,7 +49,10 @@ class ItemsAndStepLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         h, compute = ctx.saved_tensors
-        grad_w = torch.mm(h.t(), grad).t().float()  # as autograd computes it for addmm
+        if grad.dtype == torch.float32:
+            grad_w = torch.mm(h.t(), grad).t()  # as autograd computes it for addmm: the same roundings
+        else:  # bf16: in the weight's own layout, so the cast to float32 reads and writes contiguously
+            grad_w = torch.mm(grad.t(), h).float()
         grad_b = grad.sum(0) if grad.dtype == torch.float32 else grad.sum(0, dtype=torch.float32)
         grad_emb = None
         if ctx.needs_input_grad[1]:
@@ -67,7 +70,7 @@ class RowMSE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, output, target):  # type: ignore[override]
-        diff = output - target if output.dtype == target.dtype else output.float() - target
+        diff = torch.sub(output, target)  # a bf16 output is promoted to float32 inside the subtraction
         ctx.save_for_backward(diff)
         ctx.out_dtype = output.dtype
         # square, sum, divide: the same roundings as ((target − output) ** 2).mean(1)

@@ -180,7 +180,7 @@ class ReferenceRun:
         for batch in self.train_loader:
             self.optimizer.zero_grad()
             loss = self.diffusion.training_losses(self.model, batch).mean()
-            total += float(loss)
+            total += float(loss.detach())
             loss.backward()
             self.optimizer.step()
         return total / len(self.train_loader)
