@@ -157,3 +157,17 @@ def test_bf16_scoring_keeps_scores_float32_and_close_to_fp32():
     assert low.dtype == torch.float32
     assert 0 < (low - full).abs().max() < 0.05  # the hidden steps did run in bf16, without collapsing
     assert topk_agreement(full, low, k=20) >= 0.9
+
+
+def test_bf16_tanh_through_float32_matches_torch_tanh_and_its_gradient():
+    from diffrec_cli.mixed_precision import tanh
+
+    torch.manual_seed(2)
+    h = torch.randn(6, 5).to(torch.bfloat16).requires_grad_()
+    out = tanh(h)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, torch.tanh(h.float()).to(torch.bfloat16), rtol=0, atol=0)
+    grad = torch.randn(6, 5).to(torch.bfloat16)
+    (mine,) = torch.autograd.grad(out, h, grad)
+    (plain,) = torch.autograd.grad(torch.tanh(h), h, grad)
+    torch.testing.assert_close(mine.float(), plain.float(), rtol=0.02, atol=0.02)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.mixed_precision import ItemsAndStepLinear, LowPrecisionLinear, WeightCopies
+from diffrec_cli.mixed_precision import ItemsAndStepLinear, LowPrecisionLinear, WeightCopies, tanh
 
 
 def step_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -97,7 +97,7 @@ class MLPDenoiser(nn.Module):
         else:
             h = ItemsAndStepLinear.apply(x.to(low.dtype), self.embed(t), first.weight, first.bias, low.of(first))
         for layer in self.layers[1:]:
-            h = torch.tanh(h)
+            h = tanh(h)
             h = layer(h) if low is None else LowPrecisionLinear.apply(h, layer.weight, layer.bias, low.of(layer))
         return h
 
@@ -150,17 +150,35 @@ class MLPDenoiser(nn.Module):
     def _fused_denoise(self, x_start: torch.Tensor, coef_x0: list[float], coef_xt: list[float]) -> torch.Tensor:
         dtype = x_start.dtype
         low = dtype if dtype == torch.float64 else self.scoring_dtype
+        if low != dtype:
+            return self._low_precision_denoise(x_start, coef_x0, coef_xt, low)
         w_items_t, fused_t, fused_bias, step_rows, middle = self._folded(dtype, low, len(coef_x0))
         u = x_start @ w_items_t
         h = u
         for k in range(len(coef_x0)):
-            h = (u + step_rows[k]).tanh_().to(low)
+            h = (u + step_rows[k]).tanh_()
             for weight_t, bias in middle:
                 h = torch.addmm(bias, h, weight_t).tanh_()
             if k < len(coef_x0) - 1:
-                if low == dtype:  # u ← c2·u + c1·(h·(W V)ᵀ + W c), one GEMM with accumulation
-                    u = torch.addmm(u, h, fused_t, beta=coef_xt[k], alpha=coef_x0[k])
-                else:  # the increment from a bf16 GEMM, accumulated in u's float32
-                    u = u.mul_(coef_xt[k]).add_(h @ fused_t, alpha=coef_x0[k])
-                u = u.add_(fused_bias, alpha=coef_x0[k])
+                # u ← c2·u + c1·(h·(W V)ᵀ + W c), one GEMM with accumulation
+                u = torch.addmm(u, h, fused_t, beta=coef_xt[k], alpha=coef_x0[k]).add_(fused_bias, alpha=coef_x0[k])
+        return self.layers[-1](h)
+
+    def _low_precision_denoise(self, x_start: torch.Tensor, coef_x0: list[float], coef_xt: list[float],
+                               low: torch.dtype) -> torch.Tensor:
+        """:meth:`fused_denoise` with the hidden-size GEMMs in ``low``: u and its increments accumulate in
+        float32. The c1·W·c part of u is the same for every user, so it is carried in the per-step rows
+        (added with the step embedding's row) instead of being added to every user's u at every step."""
+        dtype = x_start.dtype
+        w_items_t, fused_t, fused_bias, step_rows, middle = self._folded(dtype, low, len(coef_x0))
+        u = x_start @ w_items_t
+        carried = torch.zeros_like(fused_bias)  # the user-independent part of u, c1·W·c summed over steps
+        h = u
+        for k in range(len(coef_x0)):
+            h = torch.add(u, step_rows[k] + carried).tanh_().to(low)
+            for weight_t, bias in middle:
+                h = tanh(torch.addmm(bias, h, weight_t))
+            if k < len(coef_x0) - 1:
+                u = u.mul_(coef_xt[k]).add_(h @ fused_t, alpha=coef_x0[k])
+                carried = carried * coef_xt[k] + coef_x0[k] * fused_bias
         return self.layers[-1](h.to(dtype))
