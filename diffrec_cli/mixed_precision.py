@@ -49,10 +49,9 @@ class ItemsAndStepLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         h, compute = ctx.saved_tensors
-        if grad.dtype == torch.float32:
-            grad_w = torch.mm(h.t(), grad).t()  # as autograd computes it for addmm: the same roundings
-        else:  # bf16: in the weight's own layout, so the cast to float32 reads and writes contiguously
-            grad_w = torch.mm(grad.t(), h).float()
+        # in the weight's own layout, as autograd's addmm backward computes it for a transposed weight (the
+        # same roundings; a transposed result would cost a strided copy when accumulated)
+        grad_w = torch.mm(grad.t(), h).float()
         grad_b = grad.sum(0) if grad.dtype == torch.float32 else grad.sum(0, dtype=torch.float32)
         grad_emb = None
         if ctx.needs_input_grad[1]:

@@ -180,9 +180,10 @@ class GaussianDiffusion(nn.Module):
         t, pt = self.sample_steps(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
         if self.prediction == "x0" and not return_x0 and not self.noiseless:
-            # the noise is not needed after x_t: x_t is written over it (q_sample's products, one buffer fewer)
-            xt = torch.addcmul(self._at("sqrt_alphas_cumprod", t, x0) * x0,
-                               self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise, out=noise)
+            # q_sample's products accumulated in place into the √ᾱ·x_0 buffer (one (batch × n_items)
+            # temporary fewer; the same roundings)
+            xt = (self._at("sqrt_alphas_cumprod", t, x0) * x0).addcmul_(
+                self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise)
         else:
             xt = self.q_sample(x0, t, noise)
         output = denoiser(xt, t)
