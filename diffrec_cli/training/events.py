@@ -72,6 +72,15 @@ class TrainingFinished:
     precision_record: dict[str, Any] | None = None  # as at the start, with the scoring check's outcome
 
 
+@dataclass(frozen=True)
+class TrainingAborted:
+    """Training ended by an exception instead of finishing (a diverging loss, Ctrl-C, a crash): sent to the
+    run's callbacks so that trackers close what they opened (an MLflow run marked FAILED or KILLED)."""
+
+    reason: str
+    interrupted: bool
+
+
 class Reporter(Protocol):
     def __call__(self, event: Any) -> None: ...
 

@@ -29,7 +29,7 @@ from diffrec_cli.runs import CONFIG_FILE, Run, resolve_run
 from diffrec_cli.training.budget import check_training_fits
 from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, rebuild_recorded
 from diffrec_cli.training.device import pick_device, seed_everything
-from diffrec_cli.training.events import Reporter, TrainingStarted, silent
+from diffrec_cli.training.events import Reporter, TrainingAborted, TrainingStarted, silent
 from diffrec_cli.training.loop import FitResult, fit, never
 from diffrec_cli.training.recorder import RunRecorder
 from diffrec_cli.training.resume import TrainingState, latest_state
@@ -126,13 +126,24 @@ def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainCo
                      should_stop=should_stop, resume=resume)
     except KeyboardInterrupt:
         recorder.interrupted()
+        _tell_aborted(callbacks, TrainingAborted("interrupted", interrupted=True))
         raise
     except BaseException as exc:
         recorder.failed(exc)
+        _tell_aborted(callbacks, TrainingAborted(str(exc) or type(exc).__name__, interrupted=False))
         raise
     finally:
         stop_heartbeat()
     return TrainOutcome(recorder.run, model, data, result, spec, config)
+
+
+def _tell_aborted(callbacks: list[Reporter], event: TrainingAborted) -> None:
+    """Let each callback close its tracker; one that fails while closing must not hide why training ended."""
+    for callback in callbacks:
+        try:
+            callback(event)
+        except Exception:  # noqa: BLE001 - the training's own error is the one the user needs to see
+            pass
 
 
 def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, changes: dict[str, Any] | None = None,

@@ -34,6 +34,12 @@ class EASE(Recommender):
 
     reg: λ, the L2 strength. The Gram matrix XᵀX comes from the sparse training matrix; B is dense
     (n_items × n_items), which suits catalogues up to tens of thousands of items.
+
+    weight_gram: with a reweighting strategy (``reweighting=time-linear``, say), whether its weights enter
+    the Gram matrix. True (the default): X is the reweighted matrix in both the fit and the scoring, so B
+    solves the weighted regression. False: B is fitted on the unweighted interactions (XᵀX of the 0/1
+    pattern of the input; an interaction a strategy weighs 0 is not in the input either way) and only the
+    rows a user is scored from, x_u·B, carry the weights. Without a reweighting both are the same model.
     """
 
     name = "ease"
@@ -41,15 +47,18 @@ class EASE(Recommender):
     test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0}
     search_space: ClassVar[dict[str, list]] = {"reg": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]}
 
-    def __init__(self, n_users: int, n_items: int, *, reg: float = 250.0) -> None:
+    def __init__(self, n_users: int, n_items: int, *, reg: float = 250.0, weight_gram: bool = True) -> None:
         super().__init__(n_users, n_items)
         if not reg > 0:
             raise DiffrecError(f"reg (λ) must be positive, got {reg}")
         self.reg = reg
+        self.weight_gram = weight_gram
         self.weight = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
 
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
-        x = sp.csr_matrix(train, dtype=np.float64)
+        x = sp.csr_matrix(train, dtype=np.float64, copy=True)
+        if not self.weight_gram:
+            x.data[:] = 1.0  # the trainer hands the reweighted matrix; the Gram matrix takes its pattern only
         gram = (x.T @ x).toarray()
         self.weight.data.copy_(torch.from_numpy(ease_weights(gram, self.reg)).float())
 

@@ -271,3 +271,36 @@ def test_reweighted_rows_reach_the_model(cls, kwargs):
         weighted.data = _Halves().weights(data.train_order, np.repeat(np.diff(weighted.indptr), np.diff(weighted.indptr)))
         wd = weighted.toarray().astype(np.float64)
         np.testing.assert_allclose(model.weight.numpy(), ease_weights(wd.T @ wd, 5.0), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("weight_gram", [True, False])
+def test_ease_weight_gram_chooses_where_the_time_weights_go(weight_gram):
+    # 3 users x 4 items by hand; the chronological weights 0.25 (older) / 1.0 (newest) per user.
+    pattern = np.array([[1, 1, 0, 0], [0, 1, 1, 1], [1, 0, 1, 0]], dtype=np.float64)
+    weighted = np.array([[0.25, 1, 0, 0], [0, 0.25, 0.25, 1], [1, 0, 0.25, 0]], dtype=np.float64)
+    reg = 2.0
+    model = EASE(3, 4, reg=reg, weight_gram=weight_gram)
+    given = sp.csr_matrix(weighted.astype(np.float32))
+    model.fit_closed_form(given)
+    np.testing.assert_array_equal(given.toarray(), weighted.astype(np.float32))  # the trainer's matrix is untouched
+    x = weighted if weight_gram else pattern
+    p = np.linalg.inv(x.T @ x + reg * np.eye(4))
+    expected = np.eye(4) - p / np.diag(p)[None, :]  # B = I − P·diag(1/diag P): zero diagonal
+    np.testing.assert_allclose(model.weight.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.scores(torch.arange(3), torch.from_numpy(weighted).float()).numpy(),
+                               weighted @ expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ease_weight_gram_settings_differ_only_with_reweighting():
+    pattern = _random_matrix()
+    weighted = pattern.copy()
+    weighted.data = np.linspace(0.1, 1.0, weighted.nnz).astype(np.float32)
+    fitted = {}
+    for weight_gram in (True, False):
+        for name, matrix in (("pattern", pattern), ("weighted", weighted)):
+            model = EASE(*pattern.shape, reg=3.0, weight_gram=weight_gram)
+            model.fit_closed_form(matrix)
+            fitted[weight_gram, name] = model.weight.numpy()
+    np.testing.assert_array_equal(fitted[True, "pattern"], fitted[False, "pattern"])
+    np.testing.assert_array_equal(fitted[False, "weighted"], fitted[False, "pattern"])
+    assert np.abs(fitted[True, "weighted"] - fitted[False, "weighted"]).max() > 1e-2

@@ -10,7 +10,8 @@ from typing import Any
 
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.runs import read_run
-from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
+from diffrec_cli.training.events import (EpochFinished, Evaluated, StepFinished, TrainingAborted, TrainingFinished,
+                                         TrainingStarted)
 
 
 def metric_items(split: str, values: dict[str, Any]) -> list[tuple[str, float]]:
@@ -55,6 +56,8 @@ class TrackingCallback:
             self.evaluated(event)
         elif isinstance(event, TrainingFinished):
             self.finished(event)
+        elif isinstance(event, TrainingAborted):
+            self.aborted(event)
 
     # ----- what a backend implements ------------------------------------------------------------------
     def started(self, event: TrainingStarted) -> None:
@@ -71,6 +74,9 @@ class TrackingCallback:
 
     def finished(self, event: TrainingFinished) -> None:
         """Close the backend's run."""
+
+    def aborted(self, event: TrainingAborted) -> None:
+        """Close the backend's run after training ended by an exception (marked failed or killed)."""
 
     # ----- helpers ------------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:

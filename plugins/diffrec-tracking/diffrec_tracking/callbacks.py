@@ -7,7 +7,8 @@ import os
 import time
 from typing import Any
 
-from diffrec_cli.training.events import EpochFinished, Evaluated, StepFinished, TrainingFinished, TrainingStarted
+from diffrec_cli.training.events import (EpochFinished, Evaluated, StepFinished, TrainingAborted, TrainingFinished,
+                                         TrainingStarted)
 
 from diffrec_tracking.base import TrackingCallback, flat_params, metric_items
 
@@ -54,6 +55,10 @@ class TensorBoardCallback(TrackingCallback):
                 self.writer.add_scalar(tag, value, event.epoch)
 
     def finished(self, event: TrainingFinished) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def aborted(self, event: TrainingAborted) -> None:
         if self.writer is not None:
             self.writer.close()
 
@@ -133,6 +138,13 @@ class MLflowCallback(TrackingCallback):
             self.client.log_artifacts(self.mlflow_run_id, str(checkpoint), "checkpoint")
         self.client.set_terminated(self.mlflow_run_id, "KILLED" if event.interrupted else "FINISHED")
 
+    def aborted(self, event: TrainingAborted) -> None:
+        if self.client is None:
+            return
+        self.flush()  # the metrics logged since the last evaluation
+        self.client.set_tag(self.mlflow_run_id, "diffrec.error", event.reason[:500])
+        self.client.set_terminated(self.mlflow_run_id, "KILLED" if event.interrupted else "FAILED")
+
 
 class WandbCallback(TrackingCallback):
     """A Weights & Biases run, offline by default (``wandb sync`` uploads it later): the settings as its
@@ -170,3 +182,8 @@ class WandbCallback(TrackingCallback):
             self.run.summary[key] = value
         self.run.summary["best_epoch"] = event.best_epoch
         self.run.finish(exit_code=1 if event.interrupted else 0)
+
+    def aborted(self, event: TrainingAborted) -> None:
+        if self.run is not None:
+            self.run.summary["error"] = event.reason[:500]
+            self.run.finish(exit_code=1)

@@ -175,3 +175,27 @@ def test_a_missing_backend_is_named_with_its_extra(monkeypatch):
     with pytest.raises(DiffrecError, match=r"needs tensorboard, which is not installed "
                                            r"\(pip install 'diffrec-tracking\[tensorboard\]'\)"):
         TensorBoardCallback()
+
+
+def test_mlflow_run_is_marked_failed_when_training_ends_by_an_exception(home, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from diffrec_cli.config import resolve_settings
+    from diffrec_cli.training.events import StepFinished
+    from diffrec_cli.training.job import train as train_in_python
+
+    def fail_in_second_epoch(event):
+        if isinstance(event, StepFinished) and event.epoch == 2:
+            raise RuntimeError("disk full")
+
+    store = (tmp_path / "mlruns").as_uri()
+    settings = resolve_settings({"model": "diffrec", "dataset": "blocks", "epochs": 3, "device": "cpu"},
+                                {"dims": "[16]", "steps": "4", "emb_size": "4", "batch_size": "16",
+                                 "callbacks": "[mlflow]", "tracking.mlflow_uri": store})
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_in_python(settings, get_registry(), home=home, reporter=fail_in_second_epoch)
+    client = MlflowClient(tracking_uri=store)
+    (tracked,) = client.search_runs([client.get_experiment_by_name("diffrec").experiment_id])
+    assert (tracked.info.status, tracked.data.tags["diffrec.error"]) == ("FAILED", "disk full")
+    history = client.get_metric_history(tracked.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [1, 2]  # the first epoch's steps, flushed before closing
