@@ -171,3 +171,14 @@ def test_bf16_tanh_through_float32_matches_torch_tanh_and_its_gradient():
     (mine,) = torch.autograd.grad(out, h, grad)
     (plain,) = torch.autograd.grad(torch.tanh(h), h, grad)
     torch.testing.assert_close(mine.float(), plain.float(), rtol=0.02, atol=0.02)
+
+
+def test_a_resumed_run_replays_the_recorded_probe():
+    from diffrec_cli.training.precision import replayed_probe
+
+    for rates in ((70.0, 200.0), (70.0, 60.0)):
+        first = choose_precision("auto", CPU, ML1M, SCORING, probe_saying(*rates), supported=True)
+        again = choose_precision("auto", CPU, ML1M, SCORING, replayed_probe(first.to_json()), supported=True)
+        assert (again.training, again.scoring, again.training_gflops) == (first.training, first.scoring, rates)
+    assert replayed_probe(PrecisionChoice("fp32").to_json()) is None
+    assert replayed_probe(None) is None

@@ -31,6 +31,7 @@ from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, rebuild_
 from diffrec_cli.training.device import pick_device, seed_everything
 from diffrec_cli.training.events import Reporter, TrainingAborted, TrainingStarted, silent
 from diffrec_cli.training.loop import FitResult, fit, never
+from diffrec_cli.training.precision import Probe, replayed_probe
 from diffrec_cli.training.recorder import RunRecorder
 from diffrec_cli.training.resume import TrainingState, latest_state
 
@@ -119,11 +120,11 @@ def _built(registry: Registry, name: str, settings: dict[str, Any], data: Intera
 
 def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
-                  resume: TrainingState | None, spec: ModelSpec) -> TrainOutcome:
+                  resume: TrainingState | None, spec: ModelSpec, probe: Probe | None = None) -> TrainOutcome:
     stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
     try:
         result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run),
-                     should_stop=should_stop, resume=resume)
+                     should_stop=should_stop, resume=resume, probe=probe)
     except KeyboardInterrupt:
         recorder.interrupted()
         _tell_aborted(callbacks, TrainingAborted("interrupted", interrupted=True))
@@ -169,7 +170,9 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
     run.set_status("running")
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id), state.info.get("recorder"))
-    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, state, spec)
+    # the precision decided when the run started, not a new measurement that might decide otherwise
+    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, state, spec,
+                         replayed_probe(recorded.get("precision")))
 
 
 def _coerced(value: Any, like: Any) -> Any:

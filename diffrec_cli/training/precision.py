@@ -136,6 +136,21 @@ def choose_precision(requested: str, device: torch.device, training_shapes: Sequ
                            "bf16" if faster(score_rates) else "fp32", train_rates, score_rates)
 
 
+def replayed_probe(record: dict[str, Any] | None) -> Probe | None:
+    """A probe that answers with the throughputs a run recorded (``PrecisionChoice.to_json``), so that a
+    resumed run makes the decision it made before; None when nothing was probed."""
+    training = (record or {}).get("training_probe")
+    if not isinstance(training, dict):
+        return None
+    scoring = record.get("scoring_probe") if isinstance(record.get("scoring_probe"), dict) else training
+
+    def probe(shapes: Sequence[Shape], device: torch.device, backward: bool) -> tuple[float, float]:
+        rates = training if backward else scoring
+        return float(rates["fp32_gflops"]), float(rates["bf16_gflops"])
+
+    return probe
+
+
 def topk_agreement(fp32_scores: torch.Tensor, low_scores: torch.Tensor, k: int = 20) -> float:
     """Mean share of each row's top-k that two score matrices (seen items already masked) have in common."""
     k = min(k, fp32_scores.shape[1])
