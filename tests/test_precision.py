@@ -54,7 +54,7 @@ def test_auto_picks_bf16_when_the_probe_finds_it_faster_and_needs_the_full_facto
     choice = choose_precision("auto", CPU, ML1M, SCORING, probe, supported=True)
     assert choice.scoring == "bf16"
     assert probe.calls == [(tuple(ML1M), True), (tuple(SCORING), False)]  # training shapes with backward
-    assert choice.describe() == "bf16 (auto: bf16 2.86x fp32)"
+    assert choice.describe() == "bf16 (auto 2.9x)"
     assert choice.to_json()["training_probe"] == {"fp32_gflops": 70.0, "bf16_gflops": 200.0}
 
 

@@ -86,12 +86,13 @@ class PrecisionChoice:
         return torch.bfloat16 if getattr(self, which) == "bf16" else torch.float32
 
     def describe(self) -> str:
-        """One short line, e.g. ``bf16 (auto: bf16 2.4x fp32)``."""
+        """One short line for progress output: ``bf16 (auto 2.9x)`` (bf16's measured speed-up over fp32)."""
         if self.training_gflops is None:
             return f"{self.training} ({self.requested})" if self.requested != self.training else self.training
         fp32, bf16 = self.training_gflops
         scoring = "" if self.scoring == self.training else f", scoring {self.scoring}"
-        return f"{self.training} ({self.requested}: bf16 {bf16 / fp32:.2f}x fp32{scoring})"
+        how = "auto" if self.requested == "auto" else "forced"
+        return f"{self.training} ({how} {bf16 / fp32:.1f}x{scoring})"
 
     def to_json(self) -> dict[str, Any]:
         def rates(pair: tuple[float, float] | None) -> dict[str, float] | None:
