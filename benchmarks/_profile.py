@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 # op-name prefixes per step; the first match wins, the rest is "other elementwise"
@@ -43,5 +42,3 @@ def print_breakdown(title: str, rows: list[tuple[str, float]]) -> None:
     for group, seconds in rows:
         print(f"  {group:34}{seconds:>8.3f} s{100 * seconds / total:>6.1f} %")
 
-
-__all__ = ["epoch_breakdown", "print_breakdown", "torch"]

@@ -52,20 +52,19 @@ def build(data, registry, precision: str, seed: int = 1):
     return model, prepare_fit(model, data, settings.train)
 
 
-def time_ours(data, registry, precision: str, epochs: int) -> dict:
-    """Fastest seconds per training epoch (after one warm-up epoch) and per full evaluation."""
+def prepare_ours(data, registry, precision: str) -> dict:
+    """A built model and its fit setup, after one warm-up epoch."""
     model, setup = build(data, registry, precision)
-    silent = lambda event: None  # noqa: E731
-    train_epoch(model, setup, 1, silent, lambda: False)
-    seconds = []
-    for epoch in range(2, epochs + 2):
-        tick = time.perf_counter()
-        train_epoch(model, setup, epoch, silent, lambda: False)
-        seconds.append(time.perf_counter() - tick)
-    evals = [evaluate_now(model, data, setup)[1] for _ in range(2 if epochs > 1 else 1)]
-    # the fastest epoch: on a shared machine the others measure the load more than the code
-    return {"epoch_s": min(seconds), "eval_s": min(evals), "model": model, "setup": setup,
-            "decision": setup.precision.describe()}
+    train_epoch(model, setup, 1, lambda event: None, lambda: False)
+    return {"model": model, "setup": setup, "decision": setup.precision.describe(), "epochs": 1}
+
+
+def our_epoch(run: dict):
+    def epoch() -> None:
+        run["epochs"] += 1
+        train_epoch(run["model"], run["setup"], run["epochs"], lambda event: None, lambda: False)
+
+    return epoch
 
 
 def top20_agreement(model, data, setup, users: int = 1500) -> float:
@@ -84,8 +83,8 @@ def top20_agreement(model, data, setup, users: int = 1500) -> float:
     return topk_agreement(scores[0], scores[1], k=20)
 
 
-def gemm_floor(n_items: int, n_users: int, dims: list[int], emb: int, dtype: torch.dtype, reps: int = 2) -> dict:
-    """Seconds for one epoch of this network's GEMMs, forward and backward, as bare matmuls."""
+def gemm_floor(n_items: int, n_users: int, dims: list[int], emb: int, dtype: torch.dtype) -> tuple:
+    """One epoch of this network's GEMMs, forward and backward, as bare matmuls: (run it, its GFLOP)."""
     decoder = list(dims) + [n_items]
     sizes = [n_items + emb] + decoder[::-1][1:] + decoder[1:]
     layers = [(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -107,8 +106,7 @@ def gemm_floor(n_items: int, n_users: int, dims: list[int], emb: int, dtype: tor
                     torch.mm(grads[size][i], w)  # input gradient (none for the first layer's data input)
 
     epoch()
-    best = min(_timed(epoch) for _ in range(reps))
-    return {"s": best, "gflop": flops / 1e9, "gflops": flops / 1e9 / best}
+    return epoch, flops / 1e9
 
 
 def _timed(fn) -> float:
@@ -117,21 +115,31 @@ def _timed(fn) -> float:
     return time.perf_counter() - tick
 
 
-def time_reference(data, epochs: int, eval_batches: int | None) -> dict:
+def prepare_reference(data) -> ReferenceRun:
     ref = ReferenceRun(data.train, data.valid, data.test, dims=MODEL["dims"], emb_size=MODEL["emb_size"],
                        steps=MODEL["steps"], noise_scale=MODEL["noise_scale"], noise_min=MODEL["noise_min"],
                        noise_max=MODEL["noise_max"], batch_size=BATCH)
     ref.train_epoch()
-    seconds = [_timed(ref.train_epoch) for _ in range(epochs)]
+    return ref
+
+
+def reference_eval(ref: ReferenceRun, eval_batches: int | None) -> dict:
     tick = time.perf_counter()
     if eval_batches is None:
-        metrics = ref.evaluate_valid_and_test()
-        eval_s, extrapolated = time.perf_counter() - tick, False
-    else:  # --quick: time a few batches of each reverse pass and scale to the whole user set
-        metrics = {}
-        eval_s, extrapolated = ref.time_partial_eval(eval_batches), True
-    return {"epoch_s": min(seconds), "eval_s": eval_s, "extrapolated": extrapolated,
-            "valid_recall20": metrics.get("valid", {}).get("recall@20")}
+        recall = ref.evaluate_valid_and_test()["valid"]["recall@20"]
+        return {"eval_s": time.perf_counter() - tick, "extrapolated": False, "valid_recall20": recall}
+    # --quick: a few batches of each reverse pass, scaled to the whole user set
+    return {"eval_s": ref.time_partial_eval(eval_batches), "extrapolated": True, "valid_recall20": None}
+
+
+def interleaved(runners: dict, rounds: int) -> dict[str, float]:
+    """The fastest of ``rounds`` timings of each runner, taken in turn (one of each per round): on a shared
+    machine a load spike then slows one round of every runner instead of all of one."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            times[name].append(_timed(fn))
+    return {name: min(values) for name, values in times.items()}
 
 
 def one_run_peak_rss(home: str, threads: int) -> float:
@@ -176,13 +184,23 @@ def main() -> None:
           f"T={MODEL['steps']}, batch {BATCH}; {threads} thread(s), torch {torch.__version__}", flush=True)
 
     peak_one_run = one_run_peak_rss(args.home, threads)
-    ours = {p: time_ours(data, registry, p, epochs) for p in ("fp32", "bf16", "auto")}
+    ours = {p: prepare_ours(data, registry, p) for p in ("fp32", "bf16", "auto")}
+    ref_run = prepare_reference(data)
+    users = int((np.diff(data.train.indptr) > 0).sum())
+    floor_fns = {p: gemm_floor(data.n_items, users, MODEL["dims"], MODEL["emb_size"], dt)
+                 for p, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    epoch_s = interleaved({**{p: our_epoch(run) for p, run in ours.items()}, "reference": ref_run.train_epoch,
+                           **{f"floor {p}": fn for p, (fn, _) in floor_fns.items()}}, epochs)
+    eval_s = interleaved({p: (lambda run=run: evaluate_now(run["model"], data, run["setup"]))
+                          for p, run in ours.items()}, 2 if epochs > 1 else 1)
+    for p, run in ours.items():
+        run.update(epoch_s=epoch_s[p], eval_s=eval_s[p])
+    floors = {p: {"s": epoch_s[f"floor {p}"], "gflop": gflop, "gflops": gflop / epoch_s[f"floor {p}"]}
+              for p, (_, gflop) in floor_fns.items()}
     agreement = top20_agreement(ours["fp32"]["model"], data, ours["fp32"]["setup"])
     profiles = {p: epoch_breakdown(ours[p]["model"], ours[p]["setup"]) for p in ("fp32", "bf16")}
     peak_ours = {"one_run": peak_one_run, "benchmark": peak_rss_mb()}
-    floors = {p: gemm_floor(data.n_items, int((np.diff(data.train.indptr) > 0).sum()), MODEL["dims"],
-                            MODEL["emb_size"], dt) for p, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-    ref = time_reference(data, epochs, 2 if args.quick else None)
+    ref = {"epoch_s": epoch_s["reference"], **reference_eval(ref_run, 2 if args.quick else None)}
     report(ours, floors, ref, agreement, profiles, peak_ours, threads, load_before, time.perf_counter() - started)
 
 
@@ -198,6 +216,8 @@ def report(ours, floors, ref, agreement, profiles, peak_ours, threads, load_befo
     for p, f in floors.items():
         print(f"{'GEMM floor ' + p:28}{f['s']:>9.3f}  ({f['gflop']:.0f} GFLOP at {f['gflops']:.0f} GFLOP/s)")
     print(f"auto picked: {ours['auto']['decision']}")
+    if ref["valid_recall20"] is not None:  # a sanity check that the reference loop learns
+        print(f"reference validation R@20 after its timed epochs: {ref['valid_recall20']:.4f}")
     print(f"top-20 agreement, bf16 vs fp32 evaluation: {agreement:.4f}")
     for p, rows in profiles.items():
         print_breakdown(f"profile of one {p} training epoch", rows)

@@ -17,7 +17,6 @@ import math
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -198,26 +197,21 @@ class ReferenceRun:
         truth = [truth_matrix[i, :].nonzero()[1].tolist() for i in range(truth_matrix.shape[0])]
         return top_n_accuracy(truth, predicted, top_n)
 
+    @torch.no_grad()
+    def time_partial_eval(self, batches: int) -> float:
+        """Seconds for ``batches`` batches of each reverse pass (validation and test), scaled to all users."""
+        import time
+
+        self.model.eval()
+        tick = time.perf_counter()
+        for index, batch in enumerate(self.eval_loader):
+            if index == batches:
+                break
+            torch.topk(self.diffusion.p_sample(self.model, batch), 100)
+        return 2 * (time.perf_counter() - tick) / batches * len(self.eval_loader)
+
     def evaluate_valid_and_test(self, top_n: tuple[int, ...] = (10, 20, 50, 100)) -> dict[str, dict[str, float]]:
         valid = self.evaluate(self.valid, self.train_csr, list(top_n))
         test = self.evaluate(self.test, (self.train_csr + self.valid).tocsr(), list(top_n))
         return {"valid": valid, "test": test}
 
-
-def _time_partial(run: ReferenceRun, batches: int) -> float:
-    """Seconds for ``batches`` batches of each reverse pass (validation and test), scaled to all users."""
-    import time
-
-    run.model.eval()
-    tick = time.perf_counter()
-    with torch.no_grad():
-        for index, batch in enumerate(run.eval_loader):
-            if index == batches:
-                break
-            scores = run.diffusion.p_sample(run.model, batch)
-            torch.topk(scores, 100)
-    per_batch = (time.perf_counter() - tick) / batches
-    return 2 * per_batch * len(run.eval_loader)
-
-
-ReferenceRun.time_partial_eval = _time_partial  # type: ignore[attr-defined]
