@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from diffrec_cli.cli import complete
-from diffrec_cli.cli.common import HomeOption, console, handles_errors, registry
+from diffrec_cli.cli.common import HomeOption, console, err_console, handles_errors, registry
 from diffrec_cli.errors import DiffrecError
 
 
@@ -31,6 +31,9 @@ def train_command(
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", metavar="N",
                                                    help="Save a resumable state every N epochs \\[default: at "
                                                         "every evaluation]."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", metavar="N",
+                                        help="Train data-parallel over users in N processes on this machine "
+                                             "(one GPU each on CUDA); see docs/distributed.md."),
     home: HomeOption = None,
 ) -> None:
     """Train a model; early stopping on validation Recall@20; writes a run directory with a checkpoint.
@@ -42,6 +45,9 @@ def train_command(
     from diffrec_cli.data.store import DataHome
     from diffrec_cli.training.job import resume_training, train
 
+    _quiet_unless_first_rank()
+    if nproc is not None:
+        _launch(nproc, resume is not None, read_toml(config) if config else {}, parse_sets(sets), model)
     with StopSignals() as stops:
         try:
             if resume is not None:
@@ -59,8 +65,32 @@ def train_command(
             console.print("stopped before training began; no evaluation yet")
             raise typer.Exit(stops.exit_code) from None
     _print_outcome(outcome, samples, quiet)
+    from diffrec_cli.training.distributed import leave
+
+    leave()
     if outcome.result.interrupted:
         raise typer.Exit(stops.exit_code)
+
+
+def _quiet_unless_first_rank() -> None:
+    """In a data-parallel job rank 0 speaks for all; the first rank on each other machine still prints its
+    errors (its data home may differ), the others print nothing."""
+    from diffrec_cli.training.distributed import launched_local_rank, launched_rank
+
+    console.quiet = console.quiet or launched_rank() != 0
+    err_console.quiet = err_console.quiet or launched_local_rank() != 0
+
+
+def _launch(nproc: int, resuming: bool, toml: dict, sets: dict, model: Optional[str]) -> None:
+    """``--nproc N``: the same command in N ranks through torch.distributed.run; exits with their status."""
+    from diffrec_cli.cli.launch import check_launch, launch, relaunch_argv
+    from diffrec_cli.config import resolve_settings
+
+    name = resolve_settings(toml, sets, model=model).train.model
+    check_launch(nproc, registry().get("model", name).cls, resuming=resuming)
+    if nproc == 1:
+        return  # one process: this one
+    raise typer.Exit(launch(nproc, relaunch_argv()))
 
 
 def _refuse_with_resume(**given: object) -> None:
@@ -80,6 +110,8 @@ def _print_outcome(outcome, samples: int, quiet: bool) -> None:
     from diffrec_cli.render.metrics import metrics_table
 
     result, config = outcome.result, outcome.config
+    if outcome.run is None:  # a rank other than 0: it wrote nothing and has nothing to say
+        return
     if not result.valid:
         console.print("stopped before the first evaluation: no metrics yet")
         console.print(f"run directory: {outcome.run.path}")

@@ -27,6 +27,11 @@ class FusableDenoiser(Protocol):
 UNIFORM_MIX = 0.001  # share of uniform probability kept in importance sampling, as the authors do
 
 
+def own_losses(t: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The losses one process recorded, as they are: what ``GaussianDiffusion.gather_losses`` does alone."""
+    return t, losses
+
+
 class GaussianDiffusion(nn.Module):
     """Forward process, posterior, step sampling, training loss and Algorithm-2 inference.
 
@@ -79,6 +84,9 @@ class GaussianDiffusion(nn.Module):
         # The importance-sampling history (Eq. 14) is training state worth keeping in the checkpoint.
         self.register_buffer("loss_history", torch.zeros(self.steps, history, dtype=torch.float64))
         self.register_buffer("loss_count", torch.zeros(self.steps, dtype=torch.int64))
+        # Data-parallel training swaps in an all-gather (training/distributed.py), so every rank records the
+        # whole batch's losses in rank order and samples its steps from the same history.
+        self.gather_losses: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = own_losses
 
     # ----- forward process ------------------------------------------------------------------
     def _at(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -114,13 +122,15 @@ class GaussianDiffusion(nn.Module):
         probs = rms / rms.sum()
         return probs * (1.0 - UNIFORM_MIX) + UNIFORM_MIX / self.steps
 
-    def sample_steps(self, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return steps t and their p_t·T (1 under uniform sampling) for dividing the loss."""
+    def sample_steps(self, batch_size: int, device: torch.device,
+                     given: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return steps t (drawn, or the ``given`` ones) and their p_t·T (1 under uniform sampling) for
+        dividing the loss."""
         if self.sampling == "importance" and self.history_full():
             probs = self.importance_probabilities().to(device)
-            t = torch.multinomial(probs, batch_size, replacement=True)
+            t = torch.multinomial(probs, batch_size, replacement=True) if given is None else given
             return t, probs[t] * self.steps
-        t = torch.randint(0, self.steps, (batch_size,), device=device)
+        t = torch.randint(0, self.steps, (batch_size,), device=device) if given is None else given
         return t, torch.ones(batch_size, dtype=torch.float64, device=device)
 
     def record_losses(self, t: torch.Tensor, losses: torch.Tensor) -> None:
@@ -129,8 +139,9 @@ class GaussianDiffusion(nn.Module):
         Vectorised equivalent of visiting the samples in batch order and pushing each onto its step's
         FIFO (the authors loop over samples in Python, which costs more than the network on a CPU).
         """
+        t, losses = self.gather_losses(t, losses.detach())
         t = t.to(self.loss_history.device)
-        losses = losses.detach().to(self.loss_history.dtype).to(self.loss_history.device)
+        losses = losses.to(self.loss_history.dtype).to(self.loss_history.device)
         size = self.history_size
         order = torch.argsort(t, stable=True)
         t_sorted, l_sorted = t[order], losses[order]
@@ -170,15 +181,17 @@ class GaussianDiffusion(nn.Module):
             weight = (1.0 - self.alphas_cumprod[t]) / ((1.0 - self.alphas_cumprod_prev[t]) ** 2 * (1.0 - self.betas[t]))
         return torch.where(t == 0, torch.ones_like(weight), weight)
 
-    def training_losses(self, denoiser: Denoiser, x0: torch.Tensor, *,
-                        return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def training_losses(self, denoiser: Denoiser, x0: torch.Tensor, *, return_x0: bool = False,
+                        steps: torch.Tensor | None = None,
+                        noise: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Per-user loss L_t / p_t for one batch (Algorithm 1); also feeds the importance-sampling history.
 
         The squared error is averaged (not summed) over items, as the authors compute it. With
-        ``return_x0`` also the denoiser's x̂_0 for each row (L-DiffRec decodes it).
+        ``return_x0`` also the denoiser's x̂_0 for each row (L-DiffRec decodes it). ``steps`` and ``noise``
+        replace the drawn ones, to reproduce a given step.
         """
-        t, pt = self.sample_steps(x0.shape[0], x0.device)
-        noise = torch.randn_like(x0)
+        t, pt = self.sample_steps(x0.shape[0], x0.device, steps)
+        noise = torch.randn_like(x0) if noise is None else noise
         if self.prediction == "x0" and not return_x0 and not self.noiseless:
             # q_sample's products accumulated in place into the √ᾱ·x_0 buffer (one (batch × n_items)
             # temporary fewer; the same roundings)

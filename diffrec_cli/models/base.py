@@ -7,7 +7,7 @@ arguments that are its configuration. Component-valued arguments (a noise schedu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
@@ -26,6 +26,28 @@ class Batch:
 
     users: torch.Tensor  # (B,) dense user ids
     x: torch.Tensor  # (B, n_items)
+    # this process's share of the whole batch's users: 1 except in data-parallel training, where each rank's
+    # gradient is weighted by it so the ranks' gradients add up to the whole batch's
+    share: float = field(default=1.0, kw_only=True)  # keyword-only: subclasses add positional fields
+
+
+@dataclass(frozen=True)
+class UserShard:
+    """One process's part of every training batch in data-parallel training (``training/distributed.py``).
+
+    Rank ``rank`` of ``ranks`` takes the ``rank``-th of ``ranks`` contiguous, near-equal slices of a batch's
+    users, so the slices in rank order are the whole batch, in its order.
+    """
+
+    rank: int = 0
+    ranks: int = 1
+
+    def part(self, rows: np.ndarray) -> np.ndarray:
+        bounds = [len(rows) * r // self.ranks for r in range(self.ranks + 1)]
+        return rows[bounds[self.rank]:bounds[self.rank + 1]]
+
+
+WHOLE = UserShard()
 
 
 def adamw(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
@@ -65,6 +87,11 @@ class Recommender(nn.Module):
     #: Closed-form models (EASE, ItemKNN, ...) implement ``fit_closed_form``; the trainer fits them once and
     #: evaluates once instead of running epochs.
     closed_form: ClassVar[bool] = False
+    #: Whether training can run data-parallel over users (``diffrec train --nproc``, ``torchrun``): the loss
+    #: is a mean over the batch's users (plus terms that do not depend on the batch) and ``batches`` honours
+    #: its ``shard``, so each rank's gradient weighted by its ``Batch.share`` adds up to the whole batch's.
+    #: Closed-form fits and models that batch something other than user rows (interaction pairs) say False.
+    distributable: ClassVar[bool] = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -128,14 +155,22 @@ class Recommender(nn.Module):
         return max(1, -(-users // batch_size))
 
     def batches(self, train: sp.csr_matrix, batch_size: int, generator: torch.Generator,
-                device: torch.device) -> Iterator[Batch]:
+                device: torch.device, shard: UserShard = WHOLE) -> Iterator[Batch]:
         """One epoch of training batches: users with training interactions, shuffled, rows densified on
-        ``device`` one batch at a time. Pairwise models may override to batch interactions instead."""
+        ``device`` one batch at a time. Pairwise models may override to batch interactions instead.
+
+        With a ``shard`` (data-parallel training) every rank draws the same permutation and densifies only
+        its part of each batch; a last batch with fewer users than ranks is left out on every rank.
+        """
         users = np.flatnonzero(np.diff(train.indptr) > 0)
         order = users[torch.randperm(len(users), generator=generator).numpy()]
         for lo in range(0, len(order), batch_size):
-            rows = order[lo:lo + batch_size]
-            yield Batch(torch.from_numpy(rows).to(device), dense_rows(train, rows, device))
+            whole = order[lo:lo + batch_size]
+            if len(whole) < shard.ranks:
+                continue
+            rows = shard.part(whole)
+            yield Batch(torch.from_numpy(rows).to(device), dense_rows(train, rows, device),
+                        share=len(rows) / len(whole))
 
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Scores for every item, (B, n_items), from the users' input rows ``x``; higher ranks first."""

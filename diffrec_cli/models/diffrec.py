@@ -22,6 +22,7 @@ class DiffRec(Recommender):
     """
 
     name = "diffrec"
+    distributable = True
     components = {"schedule": ("noise_schedule", "linear-var")}
     # `diffrec tune`'s default space: the paper's §4.1.3 scopes (T' is tuned in {0, T/4, T/2} there, which
     # depends on T; the grid keeps T' = 0, the authors' released choice).

@@ -137,6 +137,7 @@ class LDiffRec(Recommender):
     """
 
     name = "ldiffrec"
+    distributable = True
     data_args = ("n_users", "n_items", "item_emb", "train")
     components = {"schedule": ("noise_schedule", "linear-var")}
     # The authors' ML-1M (clean) L-DiffRec schedule; their latent diffusion leaves β₁ as Eq. 4 gives it.

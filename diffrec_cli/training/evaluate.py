@@ -55,15 +55,25 @@ class MetricAccumulator:
         self.ks = tuple(sorted(ks))
         self.sums = {f"{m}@{k}": 0.0 for m in METRICS for k in self.ks}
         self.users = 0
+        # each added batch's metric sums and user count, in order: sharded evaluation merges the ranks'
+        # batches in the single-process order, so the float sums come out bit for bit the same
+        self.batch_totals: list[list[float]] = []
 
     def add(self, scores: torch.Tensor, truth: torch.Tensor) -> None:
         """``scores`` (B, n) with seen items already at −inf; ``truth`` (B, n) boolean ground truth."""
         has_truth = truth.any(dim=1)
         if not bool(has_truth.any()):
+            self.add_totals([0.0] * (len(self.sums) + 1))
             return
-        for name, values in per_user_metrics(scores[has_truth], truth[has_truth], self.ks).items():
-            self.sums[name] += float(values.sum())
-        self.users += int(has_truth.sum())
+        values = per_user_metrics(scores[has_truth], truth[has_truth], self.ks)
+        self.add_totals([float(values[name].sum()) for name in self.sums] + [float(has_truth.sum())])
+
+    def add_totals(self, totals: Sequence[float]) -> None:
+        """One batch's metric sums (in ``sums`` order) followed by its number of users with ground truth."""
+        self.batch_totals.append(list(totals))
+        for name, total in zip(self.sums, totals):
+            self.sums[name] += total
+        self.users += int(totals[-1])
 
     def result(self) -> dict[str, float]:
         out = {name: (total / self.users if self.users else 0.0) for name, total in self.sums.items()}
@@ -75,12 +85,13 @@ ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str, ...], device: torch.device | str,
-                    batch_size: int | None, inputs: sp.csr_matrix) -> Iterator[tuple[str, np.ndarray, torch.Tensor,
-                                                                                 torch.Tensor]]:
+                    batch_size: int | None, inputs: sp.csr_matrix,
+                    part: tuple[int, int] = (0, 1)) -> Iterator[tuple[str, np.ndarray, torch.Tensor, torch.Tensor]]:
     """(split, user rows, scores with seen items at −inf, boolean truth) per batch and requested split.
 
     Validation masks training items; test masks training and validation items. Both come from the same
-    scores because a model's scores depend only on its input (the training interactions).
+    scores because a model's scores depend only on its input (the training interactions). With ``part``
+    (rank, ranks) only every ranks-th batch from the rank-th on is scored: one rank's share.
     """
     batch_size = batch_size or eval_batch_size(data.n_items)
     # Users without ground truth in any requested split need no scores at all.
@@ -88,7 +99,7 @@ def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str,
     for s in splits:
         needed |= np.diff(data.split(s).indptr) > 0
     users = np.flatnonzero(needed)
-    for lo in range(0, len(users), batch_size):
+    for lo in range(part[0] * batch_size, len(users), part[1] * batch_size):
         rows = users[lo:lo + batch_size]
         x = dense_rows(inputs, rows, device)
         scores = score_fn(torch.from_numpy(rows).to(device), x).float()
@@ -109,12 +120,23 @@ def evaluate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] 
              input_matrix: sp.csr_matrix | None = None) -> dict[str, dict[str, float]]:
     """Score every user once from their training row, then rank for each requested split: the means over
     users with ground truth in the split."""
+    accumulators = accumulate(score_fn, data, splits=splits, ks=ks, device=device, batch_size=batch_size,
+                              input_matrix=input_matrix)
+    return {split: acc.result() for split, acc in accumulators.items()}
+
+
+@torch.no_grad()
+def accumulate(score_fn: ScoreFn, data: InteractionData, *, splits: Iterable[str] = ("valid", "test"),
+               ks: Sequence[int] = DEFAULT_KS, device: torch.device | str = "cpu", batch_size: int | None = None,
+               input_matrix: sp.csr_matrix | None = None,
+               part: tuple[int, int] = (0, 1)) -> dict[str, MetricAccumulator]:
+    """``evaluate``'s sums per split before the means, over this ``part`` (rank, ranks) of the batches."""
     splits = tuple(splits)
     inputs = input_matrix if input_matrix is not None else data.train
     acc = {s: MetricAccumulator(ks) for s in splits}
-    for split, _, scores, truth in _ranked_batches(score_fn, data, splits, device, batch_size, inputs):
+    for split, _, scores, truth in _ranked_batches(score_fn, data, splits, device, batch_size, inputs, part):
         acc[split].add(scores, truth)
-    return {s: acc[s].result() for s in splits}
+    return acc
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from diffrec_cli.runs import CONFIG_FILE, Run, resolve_run
 from diffrec_cli.training.budget import check_training_fits
 from diffrec_cli.training.checkpoint import CheckpointMeta, DatasetRef, rebuild_recorded
 from diffrec_cli.training.device import pick_device, seed_everything
+from diffrec_cli.training.distributed import join, require_distributable
 from diffrec_cli.training.events import Reporter, TrainingAborted, TrainingStarted, silent
 from diffrec_cli.training.loop import FitResult, fit, never
 from diffrec_cli.training.precision import Probe, replayed_probe
@@ -41,7 +42,7 @@ RESUMABLE_CHANGES = ("epochs", "patience")
 
 @dataclass
 class TrainOutcome:
-    run: Run
+    run: Run | None  # None on the ranks of a data-parallel job other than rank 0, which alone writes
     model: torch.nn.Module
     data: InteractionData
     result: FitResult
@@ -70,16 +71,20 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     config = settings.train
     data = home.load(config.dataset)
     # Every check before the run folder exists: a bad setting leaves nothing behind.
-    device = pick_device(config.device)
-    check_training_fits(registry, config, settings.model, data, device)
+    parallel = join(pick_device(config.device))  # launched as one of several ranks (torchrun, --nproc)?
+    check_training_fits(registry, config, settings.model, data, parallel.place(pick_device(config.device)))
+    require_distributable(registry.get("model", config.model).cls, parallel.ranks)
     seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
     model, spec = _built(registry, config.model, settings.model, data)
+    if not parallel.leads:  # trains in step with rank 0, which writes the run folder
+        return TrainOutcome(None, model, data, fit(model, data, config, should_stop=should_stop), spec, config)
     home.tidy()
     callbacks = build_callbacks(registry, config.callbacks, settings.tracking)  # bad ones fail before the run
     run = Run.create(home.runs_dir, config.model, config.dataset,
                      {"model": config.model, "dataset": config.dataset, "train": config.to_dict(),
                       "model_spec": spec.to_json(), "reweighting": spec.reweighting.to_json(),
                       **({"tracking": jsonable(settings.tracking)} if settings.tracking else {}),
+                      **({"ranks": parallel.ranks} if parallel.ranks > 1 else {}),  # data-parallel over them
                       "parameters": model.parameter_count(), "started": time.time()})
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id))
@@ -158,6 +163,7 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
         raise DiffrecError(f"run {run.id} has no resumable state (it stopped before its first resume point, "
                            f"or was trained by a version without them)")
     config, spec = _resumed_settings(recorded, changes or {})
+    join(pick_device(config.device)).check_resumable()
     data = home.load(config.dataset)
     if data.fingerprint() != state.info.get("dataset_fingerprint"):
         raise DiffrecError(f"dataset {config.dataset!r} has changed since run {run.id} was trained")

@@ -25,7 +25,8 @@ from diffrec_cli.data.sparse import InteractionData
 from diffrec_cli.errors import TrainingFailed
 from diffrec_cli.models.base import Recommender
 from diffrec_cli.training.device import autocast_for, pick_device, seed_everything
-from diffrec_cli.training.evaluate import eval_batch_size, evaluate
+from diffrec_cli.training.distributed import Parallel, join, require_distributable
+from diffrec_cli.training.evaluate import eval_batch_size
 from diffrec_cli.training.events import (EpochFinished, Evaluated, Reporter, ResumePoint, StepFinished,
                                          TrainingFinished, TrainingStarted, silent)
 from diffrec_cli.training.precision import PrecisionChoice, Probe, check_scoring, choose_precision, probe_gemms
@@ -82,6 +83,7 @@ class Setup:
     steps_per_epoch: int
     shuffler: torch.Generator
     autocast: Callable[[], contextlib.AbstractContextManager]
+    parallel: Parallel  # this process's part: alone, or one rank of a data-parallel job
     precision: PrecisionChoice  # what runs in bf16, and the probe it was decided on
 
     @property
@@ -98,11 +100,14 @@ class Setup:
 
 
 def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig, probe: Probe | None = None) -> Setup:
-    device = pick_device(config.device)
+    parallel = join(pick_device(config.device))  # the launcher's environment says whether we are one of many
+    require_distributable(type(model), parallel.ranks)
+    device = parallel.place(pick_device(config.device))
     seed_everything(config.seed)
     model.to(device)
     inputs = model.inputs(data)
     model.prepare(inputs)
+    parallel.attach(model, config.seed)
     closed = model.closed_form
     choice = choose_precision(config.precision, device, [] if closed else model.gemm_shapes(config.batch_size),
                               model.gemm_shapes(config.eval_batch_size or eval_batch_size(data.n_items),
@@ -115,7 +120,7 @@ def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig, 
     autocast = contextlib.nullcontext if own else autocast_for(device, choice.training)
     return Setup(config, device, inputs, None if closed else model.make_optimizer(config.lr, config.weight_decay),
                  0 if closed else model.steps_per_epoch(inputs, config.batch_size),
-                 torch.Generator().manual_seed(config.seed), autocast, choice)
+                 torch.Generator().manual_seed(config.seed), autocast, parallel, choice)
 
 
 def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter,
@@ -127,12 +132,13 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
         model.fit_closed_form(setup.inputs)
         return 0.0
     total, steps = 0.0, 0
-    for steps, batch in enumerate(model.batches(setup.inputs, setup.config.batch_size, setup.shuffler,
-                                                setup.device), start=1):
+    for steps, batch in enumerate(setup.parallel.batches(model, setup.inputs, setup.config.batch_size,
+                                                         setup.shuffler, setup.device), start=1):
         with setup.autocast():
             loss = model.loss(batch)
         setup.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        setup.parallel.reduce_gradients(model, batch.share)
         setup.optimizer.step()
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -140,9 +146,9 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
                                  f"keeps its last good checkpoint (a lower lr may help)")
         total += value
         reporter(StepFinished(epoch, steps, value))
-        if should_stop():
+        if setup.parallel.agree(should_stop()):
             raise KeyboardInterrupt
-    return total / max(1, steps)
+    return setup.parallel.mean(total / max(1, steps))
 
 
 def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tuple[dict[str, dict[str, float]], float]:
@@ -152,8 +158,8 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
     # bf16 scoring (hidden-size steps only; item-wide scores and top-K stay float32) is kept only if its
     # top-20 agrees with fp32 scoring, checked once on the trained model
     setup.precision = check_scoring(setup.precision, model, data, setup.inputs)
-    metrics = evaluate(model.scores, data, ks=setup.config.ks, device=setup.device, input_matrix=setup.inputs,
-                       batch_size=setup.config.eval_batch_size or None)
+    metrics = setup.parallel.evaluate(model.scores, data, ks=setup.config.ks, device=setup.device,
+                                      input_matrix=setup.inputs, batch_size=setup.config.eval_batch_size or None)
     return metrics, time.perf_counter() - tick
 
 
@@ -165,12 +171,13 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
     (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have.
     ``probe`` times GEMMs in fp32 and bf16 for ``precision = auto`` (training/precision.py)."""
     setup = prepare_fit(model, data, config, probe)
+    reporter = setup.parallel.reporter(reporter)  # one rank speaks for all
     result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
     first = 1 if resume is None else restore(resume, model, setup, result, best) + 1
     reporter(TrainingStarted(None, config.model, data.name, setup.epochs, setup.steps_per_epoch,
                              model.parameter_count(), str(setup.device), setup.precision.describe(),
-                             model.diffusion_steps(), tuple(model.describe()), first_epoch=first,
-                             precision_record=setup.precision.to_json()))
+                             model.diffusion_steps(), (*model.describe(), *setup.parallel.describe()),
+                             first_epoch=first, precision_record=setup.precision.to_json()))
     try:
         for epoch in range(first, setup.epochs + 1):
             result.epochs_run, tick = epoch, time.perf_counter()
@@ -186,7 +193,7 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
                                    best.value, config.metric))
             if setup.resumable_after(epoch):
                 reporter(ResumePoint(epoch, lambda e=epoch: snapshot(e, model, setup, result, best)))
-            if epoch - best.epoch >= config.patience:
+            if setup.parallel.agree(epoch - best.epoch >= config.patience):  # decided once, by rank 0
                 result.stopped_early = True
                 break
     except KeyboardInterrupt:
@@ -218,6 +225,7 @@ def snapshot(epoch: int, model: Recommender, setup: Setup, result: FitResult, be
 
 def restore(state: TrainingState, model: Recommender, setup: Setup, result: FitResult, best: Best) -> int:
     """Put a snapshot back into the model, optimiser, generators and records; returns its epoch."""
+    setup.parallel.check_resumable()
     model.load_state_dict(state.model)
     model.load_training_state(state.info["model_state"])
     if setup.optimizer is not None and state.optimizer is not None:

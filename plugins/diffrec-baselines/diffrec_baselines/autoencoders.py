@@ -60,6 +60,7 @@ class MultiDAE(Recommender):
     """Mult-DAE (Liang et al., 2018): dropout-corrupted, L2-normalised input, tanh MLP, multinomial loss."""
 
     name = "multidae"
+    distributable = True
     test_settings: ClassVar[dict[str, Any]] = {"dims": [16, 32]}
     search_space: ClassVar[dict[str, list]] = dict(AE_SPACE)
 
@@ -122,6 +123,7 @@ class MultiVAE(Recommender):
     start). The latent size is ``dims[0]``; inference decodes the posterior mean."""
 
     name = "multivae"
+    distributable = True
     test_settings: ClassVar[dict[str, Any]] = {"dims": [16, 32]}
     search_space: ClassVar[dict[str, list]] = {**AE_SPACE, "anneal_cap": [0.0, 0.3, 0.5, 0.7],
                                                "anneal_steps": [0, 200, 500]}
@@ -177,6 +179,7 @@ class CDAE(Recommender):
     The default activation is relu: on ML-1M a sigmoid hidden layer stalls at about half the recall."""
 
     name = "cdae"
+    distributable = True
     test_settings: ClassVar[dict[str, Any]] = {"hidden": 16}
     search_space: ClassVar[dict[str, list]] = {**AE_SPACE, "activation": ["sigmoid", "relu", "tanh"]}
 
@@ -219,6 +222,7 @@ class CODIGEM(Recommender):
     """
 
     name = "codigem"
+    distributable = True
     test_settings: ClassVar[dict[str, Any]] = {"steps": 3, "hidden": 16}
     search_space: ClassVar[dict[str, list]] = {"lr": LRS, "steps": [2, 5, 10, 40, 50, 100],
                                                "beta": [5e-5, 1e-4, 5e-4]}

@@ -88,6 +88,7 @@ class CFDiff(Recommender):
     """
 
     name = "cfdiff"
+    distributable = True
     components = {"schedule": ("noise_schedule", "linear-var")}
     test_settings: ClassVar[dict[str, Any]] = {"hidden": 8, "d_model": 4, "heads": 1, "layers": 1, "steps": 5}
     # the DiffRec ranges CF-Diff's authors searched (lr, steps, noise scale) plus the CAM-AE sizes

@@ -77,6 +77,7 @@ class GiffCF(Recommender):
     """
 
     name = "giffcf"
+    distributable = True
     test_settings: ClassVar[dict[str, Any]] = {"embed_dim": 8, "steps": 2, "ideal_cutoff": 4}
     # around the authors' released configurations (T 3, α 1.5, ideal 0 / 0.2, noise_decay 0.5)
     search_space: ClassVar[dict[str, list]] = {"steps": [2, 3, 4, 5], "alpha": [1.0, 1.5, 2.0, 2.5],
