@@ -111,7 +111,7 @@ def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig, 
     closed = model.closed_form
     choice = choose_precision(config.precision, device, [] if closed else model.gemm_shapes(config.batch_size),
                               model.gemm_shapes(config.eval_batch_size or eval_batch_size(data.n_items),
-                                                scoring=True), probe or probe_gemms)
+                                                scoring=True), _agreed(probe or probe_gemms, parallel))
     if choice.warning:
         warnings.warn(choice.warning, stacklevel=2)
     own = model.set_precision(choice.dtype("training"), choice.dtype("scoring"))
@@ -121,6 +121,15 @@ def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig, 
     return Setup(config, device, inputs, None if closed else model.make_optimizer(config.lr, config.weight_decay),
                  0 if closed else model.steps_per_epoch(inputs, config.batch_size),
                  torch.Generator().manual_seed(config.seed), autocast, parallel, choice)
+
+
+def _agreed(probe: Probe, parallel: Parallel) -> Probe:
+    """``probe`` with its figures averaged over the ranks of a data-parallel job: every rank decides alike."""
+    def agreed(shapes: Any, device: torch.device, backward: bool) -> tuple[float, float]:
+        fp32, bf16 = probe(shapes, device, backward)
+        return parallel.mean(fp32), parallel.mean(bf16)
+
+    return agreed
 
 
 def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter,
