@@ -138,6 +138,7 @@ def check_model(registry: Registry, name: str, folder: str | Path) -> None:
         # closed-form models (the protocol's other branch) fit once; their weights must then carry signal
         model.fit_closed_form(data.train)
         _require(any(bool(p.detach().abs().sum() > 0) for p in model.parameters()), "fit left every weight at 0")
+        _check_refit(registry, name, settings, data, model)
     else:
         _check_learning(model, users, x)
     model.eval()
@@ -157,6 +158,18 @@ def check_model(registry: Registry, name: str, folder: str | Path) -> None:
     # rebuilding from the recorded spec reproduces the spec itself
     _, again = build_model(registry, name, {}, n_users=data.n_users, n_items=data.n_items, spec=spec)
     _require(again == spec, "rebuilding from the recorded spec gives another spec")
+
+
+def _check_refit(registry: Registry, name: str, settings: dict, data: Any, fitted: Any) -> None:
+    """A model that declares ``refit_settings`` fits from ``factorise``'s factors to the weights
+    ``fit_closed_form`` gives (``diffrec tune`` shares those factors across trials)."""
+    if not fitted.refit_settings:
+        return
+    twin, _ = build_model(registry, name, settings, n_users=data.n_users, n_items=data.n_items, data=data)
+    twin.fit_from(twin.factorise(data.train))
+    for (key, got), expected in zip(twin.state_dict().items(), fitted.state_dict().values()):
+        _require(torch.allclose(got.float(), expected.float(), rtol=1e-4, atol=1e-5),
+                 f"fit_from(factorise(...)) gives another {key} than fit_closed_form")
 
 
 def _check_learning(model: Any, users: torch.Tensor, x: torch.Tensor) -> None:

@@ -29,7 +29,8 @@ from diffrec_cli.data.store import DataHome
 from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import RESUME_DIR, new_run_id
-from diffrec_cli.training.events import Reporter, silent
+from diffrec_cli.training.events import Reporter, TrainingStarted, silent
+from diffrec_cli.training.shared_fit import SharedFits, worth_sharing
 
 RANGE_KINDS = ("loguniform", "uniform", "int")
 TUNE_FILE = "tune.json"  # HOME/tunes/TUNE_ID/tune.json: the search, rewritten after every trial
@@ -318,6 +319,8 @@ def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: flo
             should_stop: Callable[[], bool]) -> TuneResult:
     started, done_before = time.perf_counter(), result.seconds
     deadline = None if timeout is None else started + timeout
+    # trials that differ only in a closed-form model's refit settings share its factors, where that pays
+    shared, sharing = SharedFits(), worth_sharing(registry.get("model", result.model).cls, result.trials)
 
     def out_of_time() -> bool:
         return deadline is not None and time.perf_counter() >= deadline
@@ -339,8 +342,8 @@ def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: flo
                 trial.status = "skipped"
                 continue
             reporter(TrialStarted(trial.number, len(result.trials), trial.params))
-            tick = time.perf_counter()
-            result.interrupted = _run_trial(trial, result, registry, home, reporter, stop_trial, save)
+            tick, share = time.perf_counter(), shared if sharing[trial.number - 1] else None
+            result.interrupted = _run_trial(trial, result, registry, home, reporter, stop_trial, save, share)
             trial.seconds += time.perf_counter() - tick
             save()
             reporter(TrialFinished(trial, len(result.trials), result.best))
@@ -361,10 +364,9 @@ def _require_a_score(result: TuneResult) -> None:
 
 
 def _run_trial(trial: Trial, result: TuneResult, registry: Registry, home: DataHome, reporter: Reporter,
-               stop: Callable[[], bool], save: Callable[[], None]) -> bool:
+               stop: Callable[[], bool], save: Callable[[], None], shared: SharedFits | None = None) -> bool:
     """Train (or resume) one trial and fill ``trial`` in; True when the user pressed Ctrl-C, which ends the
     whole search."""
-    from diffrec_cli.training.events import TrainingStarted
     from diffrec_cli.training.job import resume_training, train
 
     def report(event: Any) -> None:
@@ -378,7 +380,7 @@ def _run_trial(trial: Trial, result: TuneResult, registry: Registry, home: DataH
             outcome = resume_training(trial.run_id, registry, home=home, reporter=report, should_stop=stop)
         else:
             settings = resolve_settings(result.fixed, trial.params, model=result.model, dataset=result.dataset)
-            outcome = train(settings, registry, home=home, reporter=report, should_stop=stop)
+            outcome = train(settings, registry, home=home, reporter=report, should_stop=stop, shared=shared)
     except DiffrecError as exc:
         trial.status, trial.error = "failed", str(exc)
     except KeyboardInterrupt:  # Ctrl-C before the trial's training loop began
@@ -393,8 +395,6 @@ def _run_trial(trial: Trial, result: TuneResult, registry: Registry, home: DataH
         trial.valid, trial.test = _jsonable(fit.valid), _jsonable(fit.test)
         trial.best_epoch, trial.epochs_run = fit.best_epoch, fit.epochs_run
         trial.parameters = outcome.model.parameter_count()
-        # fit() turns Ctrl-C into an interrupted result; unless the deadline or the caller stopped the
-        # trial, that was the user, and it ends the whole search as it would a single run
-        return fit.interrupted and not stop()
+        return fit.interrupted and not stop()  # not the deadline nor the caller: Ctrl-C, which ends the search
     return False
 

@@ -101,7 +101,7 @@ def test_reading_the_source_agrees_with_every_registered_class():
                 assert getattr(cls, attribute) == value, (kind, name, attribute)
 
 
-def test_completion_imports_no_torch_and_the_install_options_exist(filled_home):
+def test_completion_imports_no_torch_and_the_install_options_exist(filled_home, monkeypatch):
     script = ("import atexit, sys\n"
               "atexit.register(lambda: sys.stderr.write('TORCH ' + str('torch' in sys.modules)))\n"
               "sys.argv = ['diffrec']\n"
@@ -113,5 +113,9 @@ def test_completion_imports_no_torch_and_the_install_options_exist(filled_home):
     assert "steps=" in result.stdout.split() and result.stderr.endswith("TORCH False")
     help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "100"}).stdout
     assert "--install-completion" in help_text and "--show-completion" in help_text
+    # Typer otherwise asks shellingham for the parent shell, which a test runner started by a non-shell
+    # process does not have ("Shell  not supported"); with detection off the option takes the shell's name
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     shown = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="diffrec")
-    assert shown.exit_code == 0 and "_DIFFREC_COMPLETE=complete_bash" in shown.stdout
+    assert shown.exit_code == 0, (shown.output, shown.exception)
+    assert "_DIFFREC_COMPLETE=complete_bash" in shown.stdout

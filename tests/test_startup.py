@@ -51,8 +51,8 @@ def test_these_commands_import_no_torch(args, home):
 def test_entries_registered_by_path_import_their_class_on_first_access():
     plugins = load_plugins()
     entry = plugins.registry.get("model", "ease")
-    assert entry.target == "diffrec_baselines.neighbourhood:EASE"
-    from diffrec_baselines.neighbourhood import EASE
+    assert entry.target == "diffrec_baselines.ease:EASE"
+    from diffrec_baselines.ease import EASE
 
     assert entry.cls is EASE and entry.target is EASE  # resolved once, then kept
     for kind, table in plugins.registry.entries.items():

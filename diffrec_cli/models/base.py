@@ -87,6 +87,13 @@ class Recommender(nn.Module):
     #: Closed-form models (EASE, ItemKNN, ...) implement ``fit_closed_form``; the trainer fits them once and
     #: evaluates once instead of running epochs.
     closed_form: ClassVar[bool] = False
+    #: Settings a closed-form fit can change without redoing its expensive part. ``diffrec tune`` fits the
+    #: trials that differ only in these from one ``factorise`` result, through ``fit_from`` (EASE: ``reg``,
+    #: over one eigendecomposition of its Gram matrix). Models that name any implement both methods.
+    refit_settings: ClassVar[tuple[str, ...]] = ()
+    #: The fewest trials that must share one ``factorise`` before it costs less than fitting each alone:
+    #: ``diffrec tune`` shares only within groups at least this large.
+    refit_break_even: ClassVar[int] = 2
     #: Whether training can run data-parallel over users (``diffrec train --nproc``, ``torchrun``): the loss
     #: is a mean over the batch's users (plus terms that do not depend on the batch) and ``batches`` honours
     #: its ``shard``, so each rank's gradient weighted by its ``Batch.share`` adds up to the whole batch's.
@@ -134,6 +141,21 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
+        raise NotImplementedError
+
+    def fit_memory(self, train_nnz: int, *, factorised: bool = False) -> int:
+        """Bytes ``fit_closed_form`` allocates beyond the model's own parameters and buffers, for a training
+        matrix with ``train_nnz`` entries (``factorised``: of ``factorise`` and ``fit_from`` instead, the
+        factors included). Checked against free memory before anything is allocated; 0: nothing notable."""
+        return 0
+
+    def factorise(self, train: sp.csr_matrix) -> Any:
+        """The part of ``fit_closed_form`` that no ``refit_settings`` changes (models that declare some)."""
+        raise NotImplementedError
+
+    def fit_from(self, factors: Any) -> None:
+        """Finish the fit from a ``factorise`` result, made by a model whose settings differ at most in
+        ``refit_settings``; gives the weights ``fit_closed_form`` gives, to float rounding."""
         raise NotImplementedError
 
     def prepare(self, train: sp.csr_matrix) -> None:

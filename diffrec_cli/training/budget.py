@@ -12,6 +12,10 @@ process, with no message. The estimate adds up:
   layer's activations and their gradients (a layer's width is its bias length);
 - one evaluation batch: the (batch × items) scores and masks.
 
+A closed-form model (EASE, ItemKNN, ...) has no optimiser and no batches: its weights once, plus what its
+fit allocates beside them (``Recommender.fit_memory``: EASE's n_items² float32 solve happens in its own
+weight), plus evaluation. A catalogue too large for that is refused up front with the estimate.
+
 It is an estimate (a few temporaries and the interpreter are left out), meant to catch sizes that are off
 by orders of magnitude, not to budget the last megabyte.
 """
@@ -46,6 +50,7 @@ class Estimate:
     model: int = 0
     batch: int = 0
     evaluation: int = 0
+    closed_form: bool = False  # one fit: no training copies, no batches
 
     @property
     def total(self) -> int:
@@ -73,10 +78,12 @@ def diffusion_tables(registry: Registry, model: str, settings: dict[str, Any]) -
     return max(0, steps) * 8 * (2 * TABLE_COLUMNS + max(0, history) + 1)
 
 
-def model_sizes(registry: Registry, config: TrainConfig, settings: dict[str, Any], data: Any) -> tuple[int, int]:
-    """(bytes of parameters and buffers, summed layer widths) of the model, built on the meta device.
+def model_sizes(registry: Registry, config: TrainConfig, settings: dict[str, Any],
+                data: Any) -> tuple[int, int, int]:
+    """(bytes of parameters and buffers, summed layer widths, bytes a closed-form fit adds) of the model,
+    built on the meta device.
 
-    (0, 0) when the model cannot be built there (it computes with its tensors while being built): the real
+    Zeros when the model cannot be built there (it computes with its tensors while being built): the real
     build then runs unchecked. A settings error is raised as it would be by the real build.
     """
     try:
@@ -87,20 +94,23 @@ def model_sizes(registry: Registry, config: TrainConfig, settings: dict[str, Any
     except DiffrecError:
         raise
     except Exception:  # noqa: BLE001 - meta tensors refuse some operations; the estimate is best effort
-        return 0, 0
+        return 0, 0, 0
     tensors = [*model.parameters(), *model.buffers()]
     size = sum(t.numel() * t.element_size() for t in tensors if t.is_meta)
     widths = sum(p.numel() for p in model.parameters() if p.dim() == 1)
-    return size, widths
+    return size, widths, model.fit_memory(data.train.nnz) if model.closed_form else 0
 
 
 def estimate(registry: Registry, config: TrainConfig, settings: dict[str, Any], data: Any) -> Estimate:
     tables = diffusion_tables(registry, config.model, settings)
     if tables:
         check_fits(tables, f"{config.model} with these diffusion steps", _hint("tables"))
-    size, widths = model_sizes(registry, config, settings, data)
+    size, widths, fit = model_sizes(registry, config, settings, data)
     rows = min(config.batch_size, data.n_users)
     eval_rows = min(config.eval_batch_size or eval_batch_size(data.n_items), data.n_users)
+    if registry.get("model", config.model).cls.closed_form:  # one fit, no optimiser, no copies kept: the weights
+        return Estimate(tables=tables, model=size + fit, evaluation=eval_rows * 4 * data.n_items * ROW_COPIES,
+                        closed_form=True)
     return Estimate(tables=tables, model=size * TRAINING_COPIES,
                     batch=rows * 4 * (data.n_items * ROW_COPIES + widths * 3),
                     evaluation=eval_rows * 4 * (data.n_items * ROW_COPIES + widths))
@@ -113,6 +123,10 @@ def check_training_fits(registry: Registry, config: TrainConfig, settings: dict[
     needed = estimate(registry, config, settings, data)
     what = (f"training {config.model} on {config.dataset} (model, a batch of {min(config.batch_size, data.n_users):,} "
             f"users, evaluation)")
+    if needed.closed_form:  # its size follows the catalogue, which no setting shrinks: no hint
+        check_fits(needed.total, f"fitting {config.model} on {config.dataset} ({data.n_items:,} items: weights, "
+                                 f"fit, evaluation)")
+        return needed
     if device.type != "cuda":
         check_fits(needed.total, what, _hint(needed.largest()))
         return needed

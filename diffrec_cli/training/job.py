@@ -35,6 +35,7 @@ from diffrec_cli.training.loop import FitResult, fit, never
 from diffrec_cli.training.precision import Probe, replayed_probe
 from diffrec_cli.training.recorder import RunRecorder
 from diffrec_cli.training.resume import TrainingState, latest_state
+from diffrec_cli.training.shared_fit import SharedFits
 
 # what a resumed run may change: how long it goes on
 RESUMABLE_CHANGES = ("epochs", "patience")
@@ -66,8 +67,9 @@ def _fan_out(listeners: list[Reporter], run: Run) -> Reporter:
 
 
 def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: Reporter = silent,
-          should_stop: Callable[[], bool] = never) -> TrainOutcome:
-    """Everything ``diffrec train`` does, callable from Python."""
+          should_stop: Callable[[], bool] = never, shared: SharedFits | None = None) -> TrainOutcome:
+    """Everything ``diffrec train`` does, callable from Python. ``shared``: a search's store of factors
+    that closed-form fits differing only in their model's ``refit_settings`` share."""
     config = settings.train
     data = home.load(config.dataset)
     # Every check before the run folder exists: a bad setting leaves nothing behind.
@@ -88,7 +90,8 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
                       "parameters": model.parameter_count(), "started": time.time()})
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id))
-    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, None, spec)
+    closed_fit = shared.fitter(model, spec, data.name, data.fingerprint()) if shared and model.closed_form else None
+    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, None, spec, closed_fit)
 
 
 def build_callbacks(registry: Registry, names: tuple[str, ...], tracking: dict[str, Any]) -> list[Reporter]:
@@ -125,11 +128,13 @@ def _built(registry: Registry, name: str, settings: dict[str, Any], data: Intera
 
 def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
-                  resume: TrainingState | None, spec: ModelSpec, probe: Probe | None = None) -> TrainOutcome:
+                  resume: TrainingState | None, spec: ModelSpec,
+                  closed_fit: Callable[[sp.csr_matrix], None] | None = None,
+                  probe: Probe | None = None) -> TrainOutcome:
     stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
     try:
         result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run),
-                     should_stop=should_stop, resume=resume, probe=probe)
+                     should_stop=should_stop, resume=resume, closed_fit=closed_fit, probe=probe)
     except KeyboardInterrupt:
         recorder.interrupted()
         _tell_aborted(callbacks, TrainingAborted("interrupted", interrupted=True))
@@ -178,7 +183,7 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
                                                       model.parameter_count(), run.id), state.info.get("recorder"))
     # the precision decided when the run started, not a new measurement that might decide otherwise
     return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, state, spec,
-                         replayed_probe(recorded.get("precision")))
+                         probe=replayed_probe(recorded.get("precision")))
 
 
 def _coerced(value: Any, like: Any) -> Any:

@@ -63,12 +63,15 @@ class Best:
     test: dict[str, float] = field(default_factory=dict)
     state: dict[str, torch.Tensor] | None = None
 
-    def offer(self, epoch: int, metrics: dict[str, dict[str, float]], metric: str, model: torch.nn.Module) -> bool:
+    def offer(self, epoch: int, metrics: dict[str, dict[str, float]], metric: str, model: torch.nn.Module,
+              copy: bool = True) -> bool:
+        """Keep this evaluation if it is the best; ``copy``: of the weights (False when training is over, as
+        after a closed-form fit: an n_items² model would otherwise be held twice)."""
         if metrics["valid"][metric] <= self.value:
             return False
         self.value, self.epoch = metrics["valid"][metric], epoch
         self.valid, self.test = metrics["valid"], metrics["test"]
-        self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self.state = {k: v.detach().cpu().clone() if copy else v.detach() for k, v in model.state_dict().items()}
         return True
 
 
@@ -84,7 +87,8 @@ class Setup:
     shuffler: torch.Generator
     autocast: Callable[[], contextlib.AbstractContextManager]
     parallel: Parallel  # this process's part: alone, or one rank of a data-parallel job
-    precision: PrecisionChoice  # what runs in bf16, and the probe it was decided on
+    closed_fit: Callable[[sp.csr_matrix], None] | None = None  # a closed-form model's fit (shared factors)
+    precision: PrecisionChoice = PrecisionChoice("fp32")  # what runs in bf16, and the probe it was decided on
 
     @property
     def epochs(self) -> int:
@@ -95,11 +99,14 @@ class Setup:
 
     def resumable_after(self, epoch: int) -> bool:
         """Whether to offer a resume point: every ``checkpoint_every`` epochs (0: at every evaluation)."""
+        if self.closed_fit is not None:  # one fit, nothing to continue: no copies of its weights on disk
+            return False
         every = self.config.checkpoint_every
         return self.evaluates_after(epoch) if every == 0 else (epoch % every == 0 or epoch == self.epochs)
 
 
-def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig, probe: Probe | None = None) -> Setup:
+def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig,
+                closed_fit: Callable[[sp.csr_matrix], None] | None = None, probe: Probe | None = None) -> Setup:
     parallel = join(pick_device(config.device))  # the launcher's environment says whether we are one of many
     require_distributable(type(model), parallel.ranks)
     device = parallel.place(pick_device(config.device))
@@ -120,7 +127,8 @@ def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig, 
     autocast = contextlib.nullcontext if own else autocast_for(device, choice.training)
     return Setup(config, device, inputs, None if closed else model.make_optimizer(config.lr, config.weight_decay),
                  0 if closed else model.steps_per_epoch(inputs, config.batch_size),
-                 torch.Generator().manual_seed(config.seed), autocast, parallel, choice)
+                 torch.Generator().manual_seed(config.seed), autocast, parallel,
+                 (closed_fit or model.fit_closed_form) if closed else None, choice)
 
 
 def _agreed(probe: Probe, parallel: Parallel) -> Probe:
@@ -137,8 +145,8 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
     """One epoch of optimiser steps (or the closed-form fit); returns the mean loss."""
     model.train()
     model.on_epoch_start(epoch)
-    if setup.optimizer is None:
-        model.fit_closed_form(setup.inputs)
+    if setup.closed_fit is not None:
+        setup.closed_fit(setup.inputs)
         return 0.0
     total, steps = 0.0, 0
     for steps, batch in enumerate(setup.parallel.batches(model, setup.inputs, setup.config.batch_size,
@@ -174,12 +182,13 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
 
 def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter: Reporter = silent, *,
         should_stop: Callable[[], bool] = never, resume: TrainingState | None = None,
-        probe: Probe | None = None) -> FitResult:
+        closed_fit: Callable[[sp.csr_matrix], None] | None = None, probe: Probe | None = None) -> FitResult:
     """Train ``model`` on ``data``; the model ends with its best validation weights, in eval mode.
     Ctrl-C (or ``should_stop()``) ends training early and keeps the best evaluation so far. With ``resume``
     (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have.
+    ``closed_fit`` fits a closed-form model in place of its ``fit_closed_form`` (a search's shared factors);
     ``probe`` times GEMMs in fp32 and bf16 for ``precision = auto`` (training/precision.py)."""
-    setup = prepare_fit(model, data, config, probe)
+    setup = prepare_fit(model, data, config, closed_fit, probe)
     reporter = setup.parallel.reporter(reporter)  # one rank speaks for all
     result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
     first = 1 if resume is None else restore(resume, model, setup, result, best) + 1
@@ -195,7 +204,7 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
             reporter(EpochFinished(epoch, loss, result.epoch_seconds[-1], model.step_losses()))
             if setup.evaluates_after(epoch):
                 metrics, seconds = evaluate_now(model, data, setup)  # ---- evaluate
-                is_best = best.offer(epoch, metrics, config.metric, model)  # ---- checkpoint (the recorder saves)
+                is_best = best.offer(epoch, metrics, config.metric, model, copy=setup.closed_fit is None)  # ---- checkpoint (the recorder saves)
                 result.eval_seconds.append(seconds)
                 result.history.append({"epoch": epoch, **metrics, "seconds": seconds, "loss": loss})
                 reporter(Evaluated(epoch, metrics["valid"], metrics["test"], seconds, is_best, best.epoch,  # ---- log

@@ -18,7 +18,7 @@ MODELS = {
     "multidae++": "diffrec_baselines.autoencoders:MultiDAEPlusPlus",
     "multivae": "diffrec_baselines.autoencoders:MultiVAE",
     "codigem": "diffrec_baselines.autoencoders:CODIGEM",
-    "ease": "diffrec_baselines.neighbourhood:EASE",
+    "ease": "diffrec_baselines.ease:EASE",
     "itemknn": "diffrec_baselines.neighbourhood:ItemKNN",
     "toppop": "diffrec_baselines.popularity:TopPop",
     "rp3beta": "diffrec_baselines.neighbourhood:RP3beta",

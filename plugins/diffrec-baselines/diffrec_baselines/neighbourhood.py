@@ -1,4 +1,4 @@
-"""Closed-form item-item models: EASE (Steck, 2019) and ItemKNN with cosine similarity.
+"""Closed-form item-item models: ItemKNN with cosine similarity and RP3beta (EASE is in ``ease.py``).
 
 Both are fitted once from the training matrix the trainer hands them (``closed_form = True``), which is
 the reweighted matrix when a reweighting strategy is set, and score a user by ``x_u · W`` from the user's
@@ -17,74 +17,36 @@ from torch import nn
 
 from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.base import Recommender
+from diffrec_baselines.ease import EASE, ease_weights  # noqa: F401 - EASE lived here; old imports keep working
+
+SIMILARITY_BLOCK = 2**25  # float32 similarities per ItemKNN block (128 MB)
+WALK_BLOCK = 2**24  # float64 walk weights per RP3beta block (128 MB)
 
 
-def ease_weights(gram: np.ndarray, reg: float) -> np.ndarray:
-    """EASE's closed form: P = (G + λI)⁻¹, B = I − P·diag(1/diag P), so diag(B) = 0 (float64 in, float64 out)."""
-    g = np.array(gram, dtype=np.float64, copy=True)
-    g[np.diag_indices_from(g)] += reg
-    p = torch.cholesky_inverse(torch.linalg.cholesky(torch.from_numpy(g))).numpy()
-    b = -p / np.diag(p)[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return b
-
-
-class EASE(Recommender):
-    """EASE: an item-item weight matrix B with a zero diagonal, min ‖X − XB‖² + λ‖B‖², in closed form.
-
-    reg: λ, the L2 strength. The Gram matrix XᵀX comes from the sparse training matrix; B is dense
-    (n_items × n_items), which suits catalogues up to tens of thousands of items.
-
-    weight_gram: with a reweighting strategy (``reweighting=time-linear``, say), whether its weights enter
-    the Gram matrix. True (the default): X is the reweighted matrix in both the fit and the scoring, so B
-    solves the weighted regression. False: B is fitted on the unweighted interactions (XᵀX of the 0/1
-    pattern of the input; an interaction a strategy weighs 0 is not in the input either way) and only the
-    rows a user is scored from, x_u·B, carry the weights. Without a reweighting both are the same model.
-    """
-
-    name = "ease"
-    closed_form = True
-    test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0}
-    search_space: ClassVar[dict[str, list]] = {"reg": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]}
-
-    def __init__(self, n_users: int, n_items: int, *, reg: float = 250.0, weight_gram: bool = True) -> None:
-        super().__init__(n_users, n_items)
-        if not reg > 0:
-            raise DiffrecError(f"reg (λ) must be positive, got {reg}")
-        self.reg = reg
-        self.weight_gram = weight_gram
-        self.weight = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
-
-    def fit_closed_form(self, train: sp.csr_matrix) -> None:
-        x = sp.csr_matrix(train, dtype=np.float64, copy=True)
-        if not self.weight_gram:
-            x.data[:] = 1.0  # the trainer hands the reweighted matrix; the Gram matrix takes its pattern only
-        gram = (x.T @ x).toarray()
-        self.weight.data.copy_(torch.from_numpy(ease_weights(gram, self.reg)).float())
-
-    @torch.no_grad()
-    def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
-
-
-def cosine_topk(train: sp.csr_matrix, k: int, shrink: float = 0.0, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def cosine_topk(train: sp.csr_matrix, k: int, shrink: float = 0.0,
+                chunk_entries: int = SIMILARITY_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """For every item j, its k most cosine-similar other items i and the similarities, shapes (n_items, k).
 
-    sim(i, j) = x_i·x_j / (‖x_i‖‖x_j‖ + shrink) over item columns of the (possibly reweighted) matrix. The
-    similarity matrix is computed ``chunk`` columns at a time, so memory stays at n_items × chunk.
+    sim(i, j) = x_i·x_j / (‖x_i‖‖x_j‖ + shrink) over item columns of the (possibly reweighted) matrix, in
+    float32. Target columns are taken a block at a time (about ``chunk_entries`` similarities, 128 MB): each
+    block comes from a sparse product, is ranked, and only its top k per column is kept, so no n_items²
+    matrix ever exists and a catalogue of 100,000 items fits in a few hundred MB.
     """
-    x = sp.csc_matrix(train, dtype=np.float64)
+    x = sp.csc_matrix(train, dtype=np.float32)
     n_items = x.shape[1]
     k = min(k, n_items - 1)
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0), dtype=np.float32).ravel())
     xt = x.T.tocsr()
     index = np.zeros((n_items, k), dtype=np.int64)
     value = np.zeros((n_items, k), dtype=np.float32)
+    chunk = max(1, min(n_items, chunk_entries // max(1, n_items)))
     for lo in range(0, n_items, chunk):
         cols = np.arange(lo, min(n_items, lo + chunk))
-        sim = (xt @ x[:, cols]).toarray()  # (n_items, len(cols))
-        denom = norms[:, None] * norms[None, cols] + shrink
-        sim = np.divide(sim, denom, out=np.zeros_like(sim), where=denom > 0)
+        sim = (xt @ x[:, cols]).toarray()  # (n_items, len(cols)) float32
+        denom = norms[:, None] * norms[None, cols] + np.float32(shrink)
+        np.divide(sim, denom, out=sim, where=denom > 0)
+        sim[denom <= 0] = 0.0
+        del denom
         sim[cols, np.arange(len(cols))] = -np.inf  # an item is not its own neighbour
         top = torch.topk(torch.from_numpy(sim), k, dim=0)  # ties broken by torch, deterministically
         index[cols] = top.indices.T.numpy()
@@ -107,6 +69,7 @@ class SparseItemItem(Recommender):
         kept = max(1, min(k, n_items - 1))
         self.register_buffer("neighbours", torch.zeros(n_items, kept, dtype=torch.int64))
         self.similarity = nn.Parameter(torch.zeros(n_items, kept), requires_grad=False)
+        self._transposed: tuple[tuple, torch.Tensor] | None = None  # (weights' versions, sparse Wᵀ)
 
     def keep_top(self, weights: np.ndarray) -> None:
         """Store the ``kept`` largest entries of each target column (or source row) of a dense W."""
@@ -115,21 +78,38 @@ class SparseItemItem(Recommender):
         self.neighbours.copy_(top.indices)
         self.similarity.data.copy_(top.values.clamp(min=0.0))
 
-    def weight_matrix(self) -> torch.Tensor:
-        """The dense (n_items, n_items) W from the kept entries."""
+    def _entries(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sources, targets, weights) of the kept entries of W."""
         n, kept = self.neighbours.shape
-        w = torch.zeros(n, n, device=self.similarity.device, dtype=self.similarity.dtype)
-        owners = torch.arange(n, device=w.device).repeat_interleave(kept)
+        owners = torch.arange(n, device=self.neighbours.device).repeat_interleave(kept)
         partners = self.neighbours.reshape(-1)
-        if self.rows_are_sources:
-            w[owners, partners] = self.similarity.reshape(-1)
-        else:
-            w[partners, owners] = self.similarity.reshape(-1)
+        sources, targets = (owners, partners) if self.rows_are_sources else (partners, owners)
+        return sources, targets, self.similarity.reshape(-1)
+
+    def weight_matrix(self) -> torch.Tensor:
+        """The dense (n_items, n_items) W from the kept entries (small catalogues and tests only)."""
+        n = self.neighbours.shape[0]
+        w = torch.zeros(n, n, device=self.similarity.device, dtype=self.similarity.dtype)
+        sources, targets, weights = self._entries()
+        w[sources, targets] = weights
         return w
+
+    def transposed_weights(self) -> torch.Tensor:
+        """Wᵀ as a coalesced sparse tensor (n_items × kept entries), built once per set of weights: loading or
+        refitting the weights changes their version and rebuilds it."""
+        key = (self.neighbours._version, self.similarity._version, self.similarity.device)
+        if self._transposed is None or self._transposed[0] != key:
+            sources, targets, weights = self._entries()
+            n = self.neighbours.shape[0]
+            coo = torch.sparse_coo_tensor(torch.stack([targets, sources]), weights.detach(), (n, n),
+                                          check_invariants=False)  # indices come from range-checked buffers
+            self._transposed = (key, coo.coalesce())
+        return self._transposed[1]
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight_matrix()
+        # x·W = (Wᵀ·xᵀ)ᵀ through the sparse Wᵀ: n_items × kept work per user, never a dense n_items² W
+        return torch.sparse.mm(self.transposed_weights(), x.T.to(self.similarity.dtype)).T.contiguous()
 
 
 class ItemKNN(SparseItemItem):
@@ -151,20 +131,19 @@ class ItemKNN(SparseItemItem):
         self.k, self.shrink = k, shrink
         self._init_sparse_weights(n_items, k)
 
+    def fit_memory(self, train_nnz: int, *, factorised: bool = False) -> int:
+        """A float32 block of similarities with its denominators and ranking, sparse copies of X, the kept
+        neighbours in numpy and the sparse Wᵀ scoring builds: no n_items² term."""
+        return 3 * 4 * SIMILARITY_BLOCK + 3 * 12 * train_nnz + 32 * self.neighbours.numel()
+
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
         index, value = cosine_topk(train, self.neighbours.shape[1], self.shrink)
         self.neighbours.copy_(torch.from_numpy(index))
         self.similarity.data.copy_(torch.from_numpy(value))
 
 
-def rp3beta_weights(train: sp.csr_matrix, alpha: float, beta: float, chunk: int = 2048) -> np.ndarray:
-    """RP3beta's item-item matrix (Paudel et al., 2016): a two-step random walk item → user → item.
-
-    P_iu = x_ui / Σ_u x_ui and P_uj = x_uj / Σ_j x_uj (row-stochastic walks over the possibly reweighted
-    matrix), each entry raised to ``alpha``; W = P_iu^α P_uj^α, then column j divided by its popularity
-    (Σ_u x_uj)^β so that popular targets are penalised, and the diagonal zeroed. Computed ``chunk`` source
-    items at a time; returns the dense (n_items, n_items) W in float64.
-    """
+def _rp3beta_walk(train: sp.csr_matrix, alpha: float, beta: float) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """RP3beta's two walk matrices (item → user, user → item, entries raised to α) and target penalties."""
     x = sp.csr_matrix(train, dtype=np.float64)
     user_mass = np.asarray(x.sum(axis=1)).ravel()
     item_mass = np.asarray(x.sum(axis=0)).ravel()
@@ -174,13 +153,48 @@ def rp3beta_weights(train: sp.csr_matrix, alpha: float, beta: float, chunk: int 
     item_to_user.data **= alpha
     penalty = np.zeros_like(item_mass)
     penalty[item_mass > 0] = item_mass[item_mass > 0] ** -beta
-    n_items = x.shape[1]
+    return item_to_user, user_to_item, penalty
+
+
+def _rp3beta_rows(walk: tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray], lo: int, hi: int) -> np.ndarray:
+    item_to_user, user_to_item, penalty = walk
+    rows = (item_to_user[lo:hi] @ user_to_item).toarray() * penalty[None, :]
+    rows[np.arange(hi - lo), np.arange(lo, hi)] = 0.0  # no self-loops
+    return rows
+
+
+def rp3beta_weights(train: sp.csr_matrix, alpha: float, beta: float, chunk: int = 2048) -> np.ndarray:
+    """RP3beta's item-item matrix (Paudel et al., 2016): a two-step random walk item → user → item.
+
+    P_iu = x_ui / Σ_u x_ui and P_uj = x_uj / Σ_j x_uj (row-stochastic walks over the possibly reweighted
+    matrix), each entry raised to ``alpha``; W = P_iu^α P_uj^α, then column j divided by its popularity
+    (Σ_u x_uj)^β so that popular targets are penalised, and the diagonal zeroed. The dense (n_items,
+    n_items) W in float64, for small catalogues and tests: the model keeps only ``rp3beta_topk``.
+    """
+    walk = _rp3beta_walk(train, alpha, beta)
+    n_items = train.shape[1]
     w = np.zeros((n_items, n_items), dtype=np.float64)
     for lo in range(0, n_items, chunk):
-        hi = min(n_items, lo + chunk)
-        w[lo:hi] = (item_to_user[lo:hi] @ user_to_item).toarray() * penalty[None, :]
-    np.fill_diagonal(w, 0.0)
+        w[lo:min(n_items, lo + chunk)] = _rp3beta_rows(walk, lo, min(n_items, lo + chunk))
     return w
+
+
+def rp3beta_topk(train: sp.csr_matrix, alpha: float, beta: float, k: int,
+                 chunk_entries: int = WALK_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest targets of every source row of RP3beta's W and their weights, (n_items, k) each: W is
+    computed a block of source rows at a time (about ``chunk_entries`` float64 values) and only each row's
+    top k is kept, so no n_items² matrix exists."""
+    walk = _rp3beta_walk(train, alpha, beta)
+    n_items = train.shape[1]
+    index = np.zeros((n_items, k), dtype=np.int64)
+    value = np.zeros((n_items, k), dtype=np.float32)
+    chunk = max(1, min(n_items, chunk_entries // max(1, n_items)))
+    for lo in range(0, n_items, chunk):
+        hi = min(n_items, lo + chunk)
+        top = torch.topk(torch.from_numpy(_rp3beta_rows(walk, lo, hi)), k, dim=1)
+        index[lo:hi] = top.indices.numpy()
+        value[lo:hi] = top.values.clamp(min=0.0).numpy()
+    return index, value
 
 
 def _safe_inverse(values: np.ndarray) -> np.ndarray:
@@ -217,8 +231,14 @@ class RP3beta(SparseItemItem):
         self.alpha, self.beta, self.normalize = alpha, beta, normalize
         self._init_sparse_weights(n_items, k)
 
+    def fit_memory(self, train_nnz: int, *, factorised: bool = False) -> int:
+        """A float64 block of walk rows and its ranking, the walk matrices, the kept targets and sparse Wᵀ."""
+        return 3 * 8 * WALK_BLOCK + 5 * 12 * train_nnz + 32 * self.neighbours.numel()
+
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
-        self.keep_top(rp3beta_weights(train, self.alpha, self.beta))
+        index, value = rp3beta_topk(train, self.alpha, self.beta, self.neighbours.shape[1])
+        self.neighbours.copy_(torch.from_numpy(index))
+        self.similarity.data.copy_(torch.from_numpy(value))
         if self.normalize:
             total = self.similarity.data.sum(dim=1, keepdim=True)
             self.similarity.data.copy_(torch.where(total > 0, self.similarity.data / total.clamp(min=1e-30), 0.0))

@@ -304,3 +304,38 @@ def test_ease_weight_gram_settings_differ_only_with_reweighting():
     np.testing.assert_array_equal(fitted[True, "pattern"], fitted[False, "pattern"])
     np.testing.assert_array_equal(fitted[False, "weighted"], fitted[False, "pattern"])
     assert np.abs(fitted[True, "weighted"] - fitted[False, "weighted"]).max() > 1e-2
+
+
+def test_itemknn_blocks_and_sparse_scoring_equal_the_dense_reference():
+    train = _random_matrix(n_users=50, n_items=23, density=0.3, seed=5)
+    train.data = np.random.default_rng(5).uniform(0.1, 1.0, train.nnz).astype(np.float32)  # no ties
+    k, shrink = 4, 2.0
+    x = train.toarray().astype(np.float64)
+    norms = np.linalg.norm(x, axis=0)
+    cosine = (x.T @ x) / (np.outer(norms, norms) + shrink)
+    np.fill_diagonal(cosine, -np.inf)
+    dense = np.zeros((23, 23))
+    for j in range(23):
+        best = np.argsort(-cosine[:, j])[:k]
+        dense[best, j] = np.maximum(cosine[best, j], 0.0)
+    index, value = cosine_topk(train, k, shrink, chunk_entries=23 * 5)  # five target columns per block
+    model = ItemKNN(50, 23, k=k, shrink=shrink)
+    model.neighbours.copy_(torch.from_numpy(index))
+    model.similarity.data.copy_(torch.from_numpy(value))
+    model.weight_matrix = None  # scoring must not build the dense W
+    rows = torch.from_numpy(x[:7]).float()
+    np.testing.assert_allclose(model.scores(torch.arange(7), rows).numpy(), x[:7] @ dense, rtol=1e-5, atol=1e-6)
+    refit = ItemKNN(50, 23, k=k, shrink=0.0)  # the cached sparse Wᵀ follows the weights when they change
+    refit.fit_closed_form(train)
+    first = refit.scores(torch.arange(7), rows)
+    refit.load_state_dict(model.state_dict())
+    torch.testing.assert_close(refit.scores(torch.arange(7), rows), model.scores(torch.arange(7), rows))
+    assert not torch.allclose(first, refit.scores(torch.arange(7), rows))
+
+
+def test_itemknn_and_rp3beta_budget_no_square_matrix_at_amazon_book_size():
+    with torch.device("meta"):  # sizes only
+        for cls in (ItemKNN, RP3beta):
+            assert cls(108_822, 94_949, k=100).fit_memory(3_146_256) < 2 * 2**30  # Amazon-book: < 2 GiB
+        ease = EASE(108_822, 94_949)
+    assert ease.fit_memory(3_146_256) + ease.weight.numel() * 4 > 24 * 2**30  # EASE cannot

@@ -13,8 +13,9 @@ from diffrec_successors.giffcf import GiffCF
 
 SMALL = {"giffcf": {"embed_dim": 16, "batch_size": 100},
          "bspm": {"factors": 32},
-         "cfdiff": {"hidden": 32, "d_model": 4, "heads": 1, "layers": 1, "steps": 5, "lr": 1e-2}}
-EPOCHS = {"giffcf": 2, "bspm": 1, "cfdiff": 6}  # CF-Diff's one-value tokens learn slowly
+         "cfdiff": {"hidden": 32, "d_model": 4, "heads": 1, "layers": 1, "steps": 5, "lr": 1e-2},
+         "diffease": {"reg": 50.0, "blur_time": 0.25}}
+EPOCHS = {"giffcf": 2, "bspm": 1, "cfdiff": 6, "diffease": 1}  # CF-Diff's one-value tokens learn slowly
 
 
 def test_entry_point_registers_every_model():

@@ -1,0 +1,203 @@
+"""EASE at scale: in-place float32 solves, a λ grid from one shared eigendecomposition, memory refused early."""
+
+import re
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file
+
+from diffrec_baselines import ease
+from diffrec_baselines.ease import EASE, ease_weights
+from diffrec_cli import memory
+from diffrec_cli.cli.app import app
+from diffrec_cli.config import resolve_settings
+from diffrec_cli.data.demo import build_demo
+from diffrec_cli.data.sparse import InteractionData, csr_from_pairs
+from diffrec_cli.errors import DiffrecError
+from diffrec_cli.training.budget import check_training_fits
+from typer.testing import CliRunner
+from diffrec_cli.data.reweighting import TimeLinearReweighting, reweighted_matrix
+from diffrec_cli.data.store import DataHome
+from diffrec_cli.models.build import build_model
+from diffrec_cli.training.shared_fit import SharedFits
+from diffrec_cli.plugins import get_registry, reset_plugins
+from diffrec_cli.tuning import SearchSpace, tune
+
+
+def _matrix(n_users=300, n_items=400, density=0.05, seed=0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n_users, n_items)) < density).astype(np.float32)
+    dense[rng.integers(0, n_users, n_items), np.arange(n_items)] = 1.0  # every item seen
+    return sp.csr_matrix(dense)
+
+
+def _reference(x: sp.csr_matrix, reg: float) -> np.ndarray:
+    d = x.toarray().astype(np.float64)
+    return ease_weights(d.T @ d, reg)
+
+
+def _peak_bytes(call) -> int:
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_float32_fit_works_in_the_weight_itself(monkeypatch):
+    monkeypatch.setattr(ease, "CHUNK", 40)
+    x = _matrix(n_users=200, n_items=1000, density=0.01)
+    model = EASE(*x.shape, reg=20.0)
+    storage = model.weight.data.data_ptr()
+    peak = _peak_bytes(lambda: model.fit_closed_form(x))
+    n2 = x.shape[1] ** 2 * 4
+    assert peak < 0.15 * n2, f"a fit allocated {peak / n2:.2f} n² float32 matrices beside the weight"
+    assert model.weight.data.data_ptr() == storage and model.weight.dtype == torch.float32
+    np.testing.assert_allclose(model.weight.numpy(), _reference(x, 20.0), atol=1e-5)
+    np.testing.assert_array_equal(np.diag(model.weight.numpy()), 0.0)
+
+
+def test_float64_setting_solves_in_double_and_keeps_float32():
+    x = _matrix(seed=1)
+    model = EASE(*x.shape, reg=5.0, float64=True)
+    model.fit_closed_form(x)
+    assert model.weight.dtype == torch.float32
+    np.testing.assert_allclose(model.weight.numpy(), _reference(x, 5.0).astype(np.float32), rtol=0, atol=1e-7)
+
+
+def test_a_singular_gram_matrix_is_refused_not_returned_as_nan():
+    x = _matrix(n_users=5, n_items=30)
+    model = EASE(*x.shape, reg=1e-30)
+    with pytest.raises(Exception, match="positive definite|invert"):
+        model.fit_closed_form(x)
+
+
+@pytest.mark.parametrize("float64", [False, True])
+def test_the_grid_from_one_spectrum_equals_each_separate_fit(monkeypatch, float64):
+    monkeypatch.setattr(ease, "CHUNK", 24)
+    x = _matrix(n_users=200, n_items=300 if float64 else 600, density=0.02, seed=2)
+    shared = EASE(*x.shape, float64=float64).factorise(x)
+    for reg in (5.0, 50.0, 500.0):
+        from_factors, alone = EASE(*x.shape, reg=reg, float64=float64), EASE(*x.shape, reg=reg, float64=float64)
+        peak = _peak_bytes(lambda: from_factors.fit_from(shared))
+        alone.fit_closed_form(x)
+        np.testing.assert_allclose(from_factors.weight.numpy(), alone.weight.numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(from_factors.weight.numpy(), _reference(x, reg), rtol=0, atol=1e-5)
+        if not float64:  # P(λ) is built in the weight by eigenvector blocks, not as a second n² matrix
+            assert peak < 3 * x.shape[1] * 24 * 4 < 0.15 * x.shape[1] ** 2 * 4
+
+
+def test_float32_keeps_the_float64_top20_over_the_default_grid():
+    """float32 and float64 solves rank the same top 20 for every demo user at every λ of the default
+    grid, except where float64 itself scores the 20th and 21st items within 1e-5 of each other (a tie)."""
+    data = build_demo()
+    x = reweighted_matrix(data.train, data.train_order, TimeLinearReweighting(0.1, 1.0))
+    rows = torch.from_numpy(x.toarray())
+    seen = torch.from_numpy(data.train.toarray() > 0)
+    for reg in EASE.search_space["reg"]:
+        scores = {}
+        for float64 in (False, True):
+            model = EASE(*x.shape, reg=reg, float64=float64)
+            model.fit_closed_form(x)
+            scores[float64] = (rows.double() @ model.weight.double()).masked_fill(seen, -np.inf)
+        top32, top64 = (torch.topk(scores[f], 21, dim=1) for f in (False, True))
+        sets = [[set(row.tolist()) for row in top.indices[:, :20]] for top in (top32, top64)]
+        differ = [u for u in range(len(rows)) if sets[0][u] != sets[1][u]]
+        gaps = (top64.values[differ, 19] - top64.values[differ, 20]).abs()
+        assert len(differ) <= 2 and bool((gaps < 1e-5).all()), (reg, differ, gaps)
+
+
+@pytest.fixture
+def demo_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFREC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DIFFREC_LOAD_PLUGINS", raising=False)
+    reset_plugins()
+    home = DataHome(tmp_path / "home")
+    home.save(build_demo())
+    yield home
+    reset_plugins()
+
+
+@pytest.mark.parametrize("break_even,factorisations", [(3, 1), (4, 0)])
+def test_a_grid_too_short_to_pay_for_the_spectrum_solves_each_reg_alone(demo_home, monkeypatch, break_even,
+                                                                       factorisations):
+    calls = []
+    original = EASE.factorise
+    monkeypatch.setattr(EASE, "factorise", lambda self, train: (calls.append(1), original(self, train))[1])
+    monkeypatch.setattr(EASE, "refit_break_even", break_even)
+    result = tune("ease", "demo", get_registry(), home=demo_home, space=SearchSpace({"reg": [20.0, 200.0, 2000.0]}))
+    assert len(calls) == factorisations and [t.status for t in result.trials] == ["finished"] * 3
+
+
+def test_tune_over_reg_factorises_once_and_matches_separate_fits(demo_home, monkeypatch):
+    monkeypatch.setattr(EASE, "refit_break_even", 2)
+    calls = []
+    original = EASE.factorise
+    monkeypatch.setattr(EASE, "factorise", lambda self, train: (calls.append(1), original(self, train))[1])
+    grid = [20.0, 200.0, 2000.0]
+    result = tune("ease", "demo", get_registry(), home=demo_home, space=SearchSpace({"reg": grid}),
+                  fixed={"weight_gram": False, "reweighting": "time-linear"})
+    assert len(calls) == 1 and [t.status for t in result.trials] == ["finished"] * 3
+    data = demo_home.load("demo")
+    inputs = reweighted_matrix(data.train, data.train_order, TimeLinearReweighting())
+    for trial in result.trials:
+        tuned = load_file(f"{trial.run_path}/checkpoint/model.safetensors")["weight"].numpy()
+        alone = EASE(data.n_users, data.n_items, reg=trial.params["reg"], weight_gram=False)
+        alone.fit_closed_form(inputs)
+        np.testing.assert_allclose(tuned, alone.weight.numpy(), rtol=0, atol=1e-5)
+    assert len({round(t.valid["recall@20"], 6) for t in result.trials}) == 3  # each trial used its own λ
+
+
+def test_fits_share_factors_only_when_they_differ_in_refit_settings_alone():
+    data = build_demo()
+    x = data.train[:, :120].tocsr()
+    shared, calls = SharedFits(), []
+    for reg, weight_gram in [(50.0, True), (500.0, True), (50.0, False), (500.0, False), (5.0, True)]:
+        model, spec = build_model(get_registry(), "ease", {"reg": reg, "weight_gram": weight_gram},
+                                  n_users=x.shape[0], n_items=x.shape[1])
+        original = model.factorise
+        model.factorise = lambda train, original=original: (calls.append(1), original(train))[1]
+        shared.fitter(model, spec, "demo", "f1")(x)
+        np.testing.assert_allclose(model.weight.numpy(), _reference(x, reg), atol=1e-4)
+    assert len(calls) == shared.factorisations == 3  # weight_gram changes G; coming back to it refactorises
+
+
+def _catalogue(n_users: int, n_items: int, name: str) -> InteractionData:
+    rng = np.random.default_rng(0)
+    users, items = np.repeat(np.arange(n_users), 3), rng.integers(0, n_items, 3 * n_users)
+    train = csr_from_pairs(users, items, (n_users, n_items))
+    held = csr_from_pairs(np.arange(n_users), rng.integers(0, n_items, n_users), (n_users, n_items))
+    return InteractionData(name, train, held, held.copy(), np.array([f"u{i}" for i in range(n_users)]),
+                           np.array([f"i{i}" for i in range(n_items)]))
+
+
+def test_an_amazon_book_sized_ease_is_refused_before_it_allocates(demo_home, monkeypatch):
+    demo_home.save(_catalogue(200, 94_949, "book"))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 24 * 2**30)
+    result = CliRunner().invoke(app, ["train", "--model", "ease", "--dataset", "book", "--quiet", "--no-live"])
+    assert result.exit_code == 2
+    # the weight: 94,949² float32 = 36.06e9 bytes = 33.58 GiB; 1,024-column blocks 4 x 1,024 x (200 + 2 x 94,949)
+    # = 0.73 GiB; evaluation: 64 users x 4 bytes x 94,949 items x 6 = 0.14 GiB
+    assert re.fullmatch(r"error: fitting ease on book \(94,949 items: weights, fit, evaluation\) would need about "
+                        r"34\.4 GiB of memory, but only 24\.0 GiB is free", result.output.strip()), result.output
+    assert not demo_home.runs_dir.exists() or not any(demo_home.runs_dir.iterdir())
+
+
+def test_the_estimate_counts_what_each_fit_holds(monkeypatch):
+    registry = get_registry()
+    data = _catalogue(50, 3000, "mid")
+    base = resolve_settings({}, {}, model="ease", dataset="mid").train
+    alone = check_training_fits(registry, base, {}, data, torch.device("cpu"))
+    doubled = check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
+    assert alone.closed_form and alone.batch == 0
+    # the weight; blocks of X's columns (50 users), of G's and a transposed one; three sparse copies of X
+    assert alone.model == 3000**2 * 4 + 4 * ease.CHUNK * (50 + 2 * 3000) + 3 * 12 * data.train.nnz
+    assert doubled.model - alone.model == 3000**2 * 8 + 4 * ease.CHUNK * (50 + 2 * 3000)  # float64 buffer, blocks
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(alone.total / memory.USABLE_SHARE) + 1)
+    check_training_fits(registry, base, {}, data, torch.device("cpu"))  # float32 fits exactly
+    with pytest.raises(DiffrecError, match=r"^fitting ease on mid \(3,000 items: weights, fit, evaluation\)"):
+        check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
