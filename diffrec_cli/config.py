@@ -38,7 +38,7 @@ class TrainConfig:
     ks: tuple[int, ...] = (10, 20, 50, 100)
     seed: int = 1
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # auto: bf16 where a start-up probe finds it >= 1.3x faster (training/precision.py)
     callbacks: tuple[str, ...] = ()  # registered callback names that receive every training event
     eval_batch_size: int = 0  # 0: chosen from the item count
 
@@ -51,7 +51,8 @@ class TrainConfig:
             (self.eval_every > 0, f"eval_every must be positive, got {self.eval_every}"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
             (self.patience > 0, f"patience must be positive, got {self.patience}"),
-            (self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
+            (self.precision in ("auto", "fp32", "bf16"),
+             f"precision must be auto, fp32 or bf16, got {self.precision!r}"),
             (len(self.ks) > 0 and min(self.ks) > 0, f"ks must be positive, got {list(self.ks)}"),
             (self.eval_batch_size >= 0, "eval_batch_size must be >= 0"),
             (0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed}"),

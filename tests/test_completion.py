@@ -57,7 +57,7 @@ def test_model_names_and_setting_values(home):
     assert complete("diffrec train --set schedule=") == ["schedule=binomial", "schedule=cosine",
                                                          "schedule=linear", "schedule=linear-var"]
     assert complete("diffrec train --set reweighting=t") == ["reweighting=time-linear"]
-    assert complete("diffrec train --set precision=") == ["precision=fp32", "precision=bf16"]
+    assert complete("diffrec train --set precision=") == ["precision=auto", "precision=fp32", "precision=bf16"]
     assert complete("diffrec train --set metric=ndcg@1") == ["metric=ndcg@10", "metric=ndcg@100"]
 
 

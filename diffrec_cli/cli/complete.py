@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-CHOICES = {"device": ["auto", "cpu", "cuda"], "precision": ["fp32", "bf16"]}
+CHOICES = {"device": ["auto", "cpu", "cuda"], "precision": ["auto", "fp32", "bf16"]}
 
 
 def _quiet(callback: Callable[..., list[Any]]) -> Callable[..., list[Any]]:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
+from diffrec_cli.mixed_precision import row_mse
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -191,10 +192,16 @@ class GaussianDiffusion(nn.Module):
         """
         t, pt = self.sample_steps(x0.shape[0], x0.device, steps)
         noise = torch.randn_like(x0) if noise is None else noise
-        xt = self.q_sample(x0, t, noise)
+        if self.prediction == "x0" and not return_x0 and not self.noiseless:
+            # q_sample's products accumulated in place into the √ᾱ·x_0 buffer (one (batch × n_items)
+            # temporary fewer; the same roundings)
+            xt = (self._at("sqrt_alphas_cumprod", t, x0) * x0).addcmul_(
+                self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise)
+        else:
+            xt = self.q_sample(x0, t, noise)
         output = denoiser(xt, t)
         target = x0 if self.prediction == "x0" else noise
-        mse = ((target - output) ** 2).mean(dim=tuple(range(1, x0.dim())))
+        mse = row_mse(output, target)
         if self.step_weighting and not self.noiseless:
             weight = self.step_weight(t)
             loss = mse

@@ -198,6 +198,17 @@ class Recommender(nn.Module):
         """Scores for every item, (B, n_items), from the users' input rows ``x``; higher ranks first."""
         raise NotImplementedError
 
+    def gemm_shapes(self, batch_size: int, *, scoring: bool = False) -> list[tuple[int, int, int]]:
+        """(rows, in, out) of the matrix products one training step (or, with ``scoring``, one scoring pass)
+        runs: what the precision probe times in fp32 and bf16. The default lists every ``nn.Linear``."""
+        return [(batch_size, m.in_features, m.out_features) for m in self.modules() if isinstance(m, nn.Linear)]
+
+    def set_precision(self, training: torch.dtype, scoring: torch.dtype) -> bool:
+        """Run training matmuls in ``training`` and scoring matmuls in ``scoring`` through the model's own
+        mixed-precision path (fp32 master weights, loss and item-wide scores). Returns False when the model
+        has none: the trainer then trains under autocast and scores in fp32."""
+        return False
+
     def step_losses(self) -> list[float | None] | None:
         """Mean loss per diffusion step for progress displays; None for models without steps."""
         return None

@@ -58,6 +58,15 @@ class DiffRec(Recommender):
     def step_losses(self) -> list[float | None]:
         return self.diffusion.mean_loss_per_step()
 
+    def set_precision(self, training: torch.dtype, scoring: torch.dtype) -> bool:
+        self.denoiser.set_precision(training, scoring)
+        return True
+
+    def gemm_shapes(self, batch_size: int, *, scoring: bool = False) -> list[tuple[int, int, int]]:
+        if scoring and self.diffusion.prediction == "x0" and self.denoiser.supports_fusion():
+            return self.denoiser.folded_shapes(batch_size)  # the fused recursion's hidden-size GEMMs
+        return super().gemm_shapes(batch_size, scoring=scoring)
+
     def can_fuse(self) -> bool:
         return self.diffusion.can_fuse(self.denoiser)
 

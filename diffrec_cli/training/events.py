@@ -21,6 +21,7 @@ class TrainingStarted:
     details: tuple[str, ...] = ()  # lines a model adds about itself (e.g. L-DiffRec's clusters), from describe()
     first_epoch: int = 1  # > 1 when a run resumes after epoch first_epoch − 1
     run_dir: str | None = None  # the run folder (set with run_id): where callbacks find config and checkpoint
+    precision_record: dict[str, Any] | None = None  # the precision decision and its probe (precision.py)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class TrainingFinished:
     seconds: float
     valid: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
+    precision_record: dict[str, Any] | None = None  # as at the start, with the scoring check's outcome
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from diffrec_cli.training.device import pick_device, seed_everything
 from diffrec_cli.training.distributed import join, require_distributable
 from diffrec_cli.training.events import Reporter, TrainingAborted, TrainingStarted, silent
 from diffrec_cli.training.loop import FitResult, fit, never
+from diffrec_cli.training.precision import Probe, replayed_probe
 from diffrec_cli.training.recorder import RunRecorder
 from diffrec_cli.training.resume import TrainingState, latest_state
 from diffrec_cli.training.shared_fit import SharedFits
@@ -128,11 +129,12 @@ def _built(registry: Registry, name: str, settings: dict[str, Any], data: Intera
 def _fit_recorded(model: torch.nn.Module, data: InteractionData, config: TrainConfig, callbacks: list[Reporter],
                   recorder: RunRecorder, reporter: Reporter, should_stop: Callable[[], bool],
                   resume: TrainingState | None, spec: ModelSpec,
-                  closed_fit: Callable[[sp.csr_matrix], None] | None = None) -> TrainOutcome:
+                  closed_fit: Callable[[sp.csr_matrix], None] | None = None,
+                  probe: Probe | None = None) -> TrainOutcome:
     stop_heartbeat = recorder.run.keep_alive()  # a reader tells a live run from a crashed one by it
     try:
         result = fit(model, data, config, _fan_out([recorder, reporter, *callbacks], recorder.run),
-                     should_stop=should_stop, resume=resume, closed_fit=closed_fit)
+                     should_stop=should_stop, resume=resume, closed_fit=closed_fit, probe=probe)
     except KeyboardInterrupt:
         recorder.interrupted()
         _tell_aborted(callbacks, TrainingAborted("interrupted", interrupted=True))
@@ -179,7 +181,9 @@ def resume_training(run_or_path: str, registry: Registry, *, home: DataHome, cha
     run.set_status("running")
     recorder = RunRecorder(run, model, CheckpointMeta(spec, DatasetRef.of(data), config.to_dict(),
                                                       model.parameter_count(), run.id), state.info.get("recorder"))
-    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, state, spec)
+    # the precision decided when the run started, not a new measurement that might decide otherwise
+    return _fit_recorded(model, data, config, callbacks, recorder, reporter, should_stop, state, spec,
+                         probe=replayed_probe(recorded.get("precision")))
 
 
 def _coerced(value: Any, like: Any) -> Any:

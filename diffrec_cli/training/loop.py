@@ -10,7 +10,9 @@ run recorder writes the run folder and the best checkpoint, progress panels draw
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import warnings
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -24,8 +26,10 @@ from diffrec_cli.errors import TrainingFailed
 from diffrec_cli.models.base import Recommender
 from diffrec_cli.training.device import autocast_for, pick_device, seed_everything
 from diffrec_cli.training.distributed import Parallel, join, require_distributable
+from diffrec_cli.training.evaluate import eval_batch_size
 from diffrec_cli.training.events import (EpochFinished, Evaluated, Reporter, ResumePoint, StepFinished,
                                          TrainingFinished, TrainingStarted, silent)
+from diffrec_cli.training.precision import PrecisionChoice, Probe, check_scoring, choose_precision, probe_gemms
 from diffrec_cli.training.resume import TrainingState, rng_state, set_rng_state
 
 
@@ -46,6 +50,7 @@ class FitResult:
     total_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     inputs: sp.csr_matrix | None = None  # the (reweighted) training matrix the model read
+    precision: dict[str, Any] = field(default_factory=dict)  # PrecisionChoice.to_json(): decision and probe
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Setup:
     autocast: Callable[[], contextlib.AbstractContextManager]
     parallel: Parallel  # this process's part: alone, or one rank of a data-parallel job
     closed_fit: Callable[[sp.csr_matrix], None] | None = None  # a closed-form model's fit (shared factors)
+    precision: PrecisionChoice = PrecisionChoice("fp32")  # what runs in bf16, and the probe it was decided on
 
     @property
     def epochs(self) -> int:
@@ -100,7 +106,7 @@ class Setup:
 
 
 def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig,
-                closed_fit: Callable[[sp.csr_matrix], None] | None = None) -> Setup:
+                closed_fit: Callable[[sp.csr_matrix], None] | None = None, probe: Probe | None = None) -> Setup:
     parallel = join(pick_device(config.device))  # the launcher's environment says whether we are one of many
     require_distributable(type(model), parallel.ranks)
     device = parallel.place(pick_device(config.device))
@@ -110,10 +116,28 @@ def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig,
     model.prepare(inputs)
     parallel.attach(model, config.seed)
     closed = model.closed_form
+    choice = choose_precision(config.precision, device, [] if closed else model.gemm_shapes(config.batch_size),
+                              model.gemm_shapes(config.eval_batch_size or eval_batch_size(data.n_items),
+                                                scoring=True), _agreed(probe or probe_gemms, parallel))
+    if choice.warning:
+        warnings.warn(choice.warning, stacklevel=2)
+    own = model.set_precision(choice.dtype("training"), choice.dtype("scoring"))
+    if not own:  # the model has no mixed-precision path of its own: autocast for training, fp32 scores
+        choice = dataclasses.replace(choice, scoring="fp32")
+    autocast = contextlib.nullcontext if own else autocast_for(device, choice.training)
     return Setup(config, device, inputs, None if closed else model.make_optimizer(config.lr, config.weight_decay),
                  0 if closed else model.steps_per_epoch(inputs, config.batch_size),
-                 torch.Generator().manual_seed(config.seed), autocast_for(device, config.precision), parallel,
-                 (closed_fit or model.fit_closed_form) if closed else None)
+                 torch.Generator().manual_seed(config.seed), autocast, parallel,
+                 (closed_fit or model.fit_closed_form) if closed else None, choice)
+
+
+def _agreed(probe: Probe, parallel: Parallel) -> Probe:
+    """``probe`` with its figures averaged over the ranks of a data-parallel job: every rank decides alike."""
+    def agreed(shapes: Any, device: torch.device, backward: bool) -> tuple[float, float]:
+        fp32, bf16 = probe(shapes, device, backward)
+        return parallel.mean(fp32), parallel.mean(bf16)
+
+    return agreed
 
 
 def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter,
@@ -148,8 +172,9 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
     """Validation and test metrics from one scoring pass, and the seconds it took."""
     model.eval()
     tick = time.perf_counter()
-    # no autocast here: bf16 scores (8-bit mantissa) tie and reorder near-equal items, so the metrics would
-    # measure rounding rather than the model
+    # bf16 scoring (hidden-size steps only; item-wide scores and top-K stay float32) is kept only if its
+    # top-20 agrees with fp32 scoring, checked once on the trained model
+    setup.precision = check_scoring(setup.precision, model, data, setup.inputs)
     metrics = setup.parallel.evaluate(model.scores, data, ks=setup.config.ks, device=setup.device,
                                       input_matrix=setup.inputs, batch_size=setup.config.eval_batch_size or None)
     return metrics, time.perf_counter() - tick
@@ -157,18 +182,20 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
 
 def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter: Reporter = silent, *,
         should_stop: Callable[[], bool] = never, resume: TrainingState | None = None,
-        closed_fit: Callable[[sp.csr_matrix], None] | None = None) -> FitResult:
+        closed_fit: Callable[[sp.csr_matrix], None] | None = None, probe: Probe | None = None) -> FitResult:
     """Train ``model`` on ``data``; the model ends with its best validation weights, in eval mode.
     Ctrl-C (or ``should_stop()``) ends training early and keeps the best evaluation so far. With ``resume``
     (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have.
-    ``closed_fit`` fits a closed-form model in place of its ``fit_closed_form`` (a search's shared factors)."""
-    setup = prepare_fit(model, data, config, closed_fit)
+    ``closed_fit`` fits a closed-form model in place of its ``fit_closed_form`` (a search's shared factors);
+    ``probe`` times GEMMs in fp32 and bf16 for ``precision = auto`` (training/precision.py)."""
+    setup = prepare_fit(model, data, config, closed_fit, probe)
     reporter = setup.parallel.reporter(reporter)  # one rank speaks for all
     result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
     first = 1 if resume is None else restore(resume, model, setup, result, best) + 1
     reporter(TrainingStarted(None, config.model, data.name, setup.epochs, setup.steps_per_epoch,
-                             model.parameter_count(), str(setup.device), config.precision, model.diffusion_steps(),
-                             (*model.describe(), *setup.parallel.describe()), first_epoch=first))
+                             model.parameter_count(), str(setup.device), setup.precision.describe(),
+                             model.diffusion_steps(), (*model.describe(), *setup.parallel.describe()),
+                             first_epoch=first, precision_record=setup.precision.to_json()))
     try:
         for epoch in range(first, setup.epochs + 1):
             result.epochs_run, tick = epoch, time.perf_counter()
@@ -189,6 +216,7 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    result.precision = setup.precision.to_json()  # with the scoring check's outcome, once evaluated
     return finish(model, result, best, time.perf_counter() - started, reporter)
 
 
@@ -199,7 +227,7 @@ def finish(model: Recommender, result: FitResult, best: Best, seconds: float, re
     model.eval()
     result.best_epoch, result.valid, result.test, result.total_seconds = best.epoch, best.valid, best.test, seconds
     reporter(TrainingFinished(best.epoch, result.epochs_run, result.stopped_early, result.interrupted, seconds,
-                              best.valid, best.test))
+                              best.valid, best.test, precision_record=result.precision))
     return result
 
 

@@ -48,6 +48,7 @@ class RunRecorder:
     def __call__(self, event: Any) -> None:
         if isinstance(event, TrainingStarted):
             self.epochs, self.steps_per_epoch = event.epochs, event.steps_per_epoch
+            self.record_precision(event.precision_record)
         elif isinstance(event, StepFinished):
             self.optimizer_losses.append(event.loss)
             self.step = event.step
@@ -62,6 +63,11 @@ class RunRecorder:
             self.resumable(event)
         elif isinstance(event, TrainingFinished):
             self.finished(event)
+
+    def record_precision(self, record: dict[str, Any] | None) -> None:
+        """The precision decision and the throughputs it rests on, in config.json beside the settings."""
+        if record:
+            self.run.write_config({**self.run.read_config(), "precision": record})
 
     def progress(self, epoch: int) -> None:
         """Where training is, in status.json, at most every ``PROGRESS_EVERY`` seconds."""
@@ -92,7 +98,8 @@ class RunRecorder:
         self.run.write_final({"best_epoch": event.best_epoch, "epochs_run": event.epochs_run, "valid": event.valid,
                               "test": event.test, "seconds": event.seconds, "parameters": self.meta.parameters,
                               "epoch_seconds_median": _median(self.epoch_seconds),
-                              "eval_seconds_median": _median(self.eval_seconds)})
+                              "eval_seconds_median": _median(self.eval_seconds),
+                              **({"precision": event.precision_record} if event.precision_record else {})})
         if not event.interrupted:
             self.run.set_status("finished")
         else:

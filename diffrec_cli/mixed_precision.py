@@ -1,0 +1,130 @@
+"""Mixed-precision pieces of the MLP denoiser: bf16 matmuls over fp32 master weights, and a one-pass loss.
+
+Autocast casts weights and activations around each op, and its backward casts gradients back one op at a
+time; here each weight is cast once per step, activations stay in the compute dtype between layers, the
+loss is computed in float32, and the gradients reach the fp32 master weights directly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LowPrecisionLinear(torch.autograd.Function):
+    """``x @ weight_low.T + bias`` in the compute dtype; gradients for the fp32 ``weight`` and ``bias``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, weight_low):  # type: ignore[override]
+        ctx.save_for_backward(x, weight_low)
+        return torch.addmm(bias.to(x.dtype), x, weight_low.t())
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight_low = ctx.saved_tensors
+        grad_x = grad @ weight_low if ctx.needs_input_grad[0] else None
+        grad_w = (grad.t() @ x).float() if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(0, dtype=torch.float32) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None
+
+
+class ItemsAndStepLinear(torch.autograd.Function):
+    """The denoiser's first layer on [x, step embedding] without the gradient nobody needs.
+
+    Forward is the plain layer on the concatenation (the same products, bit for bit, as before). Backward
+    computes the weight gradient and the embedding's input gradient only: with autograd, the embedding in
+    the concatenated input makes it compute the whole (batch × n_items) input gradient, a GEMM as large as
+    the layer itself, of which all but the embedding's columns is discarded (``x`` needs none).
+    ``weight_low``: the weight in the compute dtype (bf16), or None to compute in ``x``'s dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, x, emb, weight, bias, weight_low):  # type: ignore[override]
+        compute = weight if weight_low is None else weight_low
+        h = torch.cat([x, emb.to(x.dtype)], dim=-1)
+        ctx.save_for_backward(h, compute)
+        ctx.n_items = x.shape[1]
+        return torch.addmm(bias.to(x.dtype), h, compute.t())
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        h, compute = ctx.saved_tensors
+        # in the weight's own layout, as autograd's addmm backward computes it for a transposed weight (the
+        # same roundings; a transposed result would cost a strided copy when accumulated)
+        grad_w = torch.mm(grad.t(), h).float()
+        grad_b = grad.sum(0) if grad.dtype == torch.float32 else grad.sum(0, dtype=torch.float32)
+        grad_emb = None
+        if ctx.needs_input_grad[1]:
+            grad_emb = torch.mm(grad, compute[:, ctx.n_items:]).float()
+        grad_x = torch.mm(grad, compute[:, :ctx.n_items]) if ctx.needs_input_grad[0] else None
+        return grad_x, grad_emb, grad_w, grad_b, None
+
+
+class LowPrecisionTanh(torch.autograd.Function):
+    """tanh of a bf16 tensor computed in float32 and rounded back: on CPUs torch's bf16 tanh kernel is
+    several times slower than the two casts and a float32 tanh together. The backward (1 − y²)·g stays in
+    bf16, where it is fast."""
+
+    @staticmethod
+    def forward(ctx, h):  # type: ignore[override]
+        out = h.float().tanh_().to(h.dtype)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, out)
+
+
+def tanh(h: torch.Tensor) -> torch.Tensor:
+    """torch.tanh, through float32 for bf16 tensors on a CPU (see ``LowPrecisionTanh``)."""
+    if h.dtype == torch.bfloat16 and h.device.type == "cpu":
+        return LowPrecisionTanh.apply(h)
+    return torch.tanh(h)
+
+
+class RowMSE(torch.autograd.Function):
+    """Mean over columns of (output − target)², per row, in float32.
+
+    The unfused form (sub, pow, mean and their backward: sub, mul, mul, neg) walks the (batch × n_items)
+    tensor seven times and allocates as many; this walks it four times into two buffers.
+    """
+
+    @staticmethod
+    def forward(ctx, output, target):  # type: ignore[override]
+        diff = torch.sub(output, target)  # a bf16 output is promoted to float32 inside the subtraction
+        ctx.save_for_backward(diff)
+        ctx.out_dtype = output.dtype
+        # square, sum, divide: the same roundings as ((target − output) ** 2).mean(1)
+        return diff.square().sum(dim=1).div_(diff.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (diff,) = ctx.saved_tensors
+        scale = (grad / diff.shape[1] * 2.0)[:, None]  # (g / n)·2, as mean's and pow's backward round it
+        if ctx.out_dtype == diff.dtype:
+            return diff.mul_(scale), None  # the saved difference is not needed again
+        return torch.mul(diff, scale, out=torch.empty(diff.shape, dtype=ctx.out_dtype, device=diff.device)), None
+
+
+def row_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row mean squared error for a 2-D ``output``; the plain expression elsewhere (and for gradients
+    the target needs)."""
+    if output.dim() != 2 or target.requires_grad:
+        return ((target - output) ** 2).mean(dim=tuple(range(1, output.dim())))
+    return RowMSE.apply(output, target)
+
+
+class WeightCopies:
+    """Low-precision copies of the weights for one training forward pass, each cast once per step.
+
+    (Not cached across steps: the fused optimiser updates weights without bumping their version counters,
+    and every step changes them anyway.)
+    """
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+
+    def of(self, layer: nn.Linear) -> torch.Tensor:
+        return layer.weight.detach().to(self.dtype)
