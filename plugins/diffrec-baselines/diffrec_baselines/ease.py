@@ -2,9 +2,9 @@
 
 B = I − P·diag(1/diag P) with P = (G + λI)⁻¹ and G = XᵀX, the Gram matrix of the (possibly reweighted)
 training matrix X. Everything n_items² lives in one buffer, the model's own weight: G is written into it
-column block by column block from the sparse X, factorised there in place (LAPACK's Cholesky ``potrf``
-then ``potri``), and P turned into B there too. A fit therefore holds one n_items² matrix (plus blocks of
-n_items × ``CHUNK``), in the weight's precision.
+column block by column block from the sparse X, factorised (Cholesky, one more n_items² matrix for the
+factor) and inverted back into it, and P turned into B there too. A fit therefore holds two n_items²
+matrices at its peak (plus blocks of n_items × ``CHUNK``), in the weight's precision.
 
 A search over λ shares one eigendecomposition G = VΛVᵀ instead (``factorise`` / ``fit_from``):
 P(λ) = V·diag(1/(Λ + λ))·Vᵀ for every λ of the grid, written into the weight buffer by blocks of
@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 import torch
-from scipy.linalg import blas, lapack
+from scipy.linalg import blas
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
@@ -80,18 +80,22 @@ def precision_into_b(p: np.ndarray) -> np.ndarray:
 
 
 def solve_in_place(buffer: np.ndarray, reg: float, chunk: int) -> np.ndarray:
-    """``buffer`` holds G; afterwards it holds B for λ = ``reg``. Cholesky and its inverse, in place."""
+    """``buffer`` holds G; afterwards it holds B for λ = ``reg``: Cholesky, then the inverse from the factor.
+
+    Through torch's LAPACK (MKL), not scipy's: scipy's bundled 32-bit-index OpenBLAS crashed the process in
+    ``potrf`` beyond about 25k items (a segfault at 28,000 and 34,341 items in float32, fine at 24,000). The
+    factor is one more n_items² matrix while it lives (counted in ``fit_memory``); the inverse is written
+    back into ``buffer``."""
     buffer[np.diag_indices_from(buffer)] += reg
-    a = _as_fortran(buffer)
-    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (a,))
-    factor, info = potrf(a, lower=1, overwrite_a=1, clean=0)
-    if info != 0 or factor.ctypes.data != buffer.ctypes.data:
-        raise DiffrecError(f"EASE's Gram matrix plus λ is not positive definite (potrf info {info}): use a "
-                           f"larger reg")
-    inverse, info = potri(factor, lower=1, overwrite_c=1)
-    if info != 0 or inverse.ctypes.data != buffer.ctypes.data:
-        raise DiffrecError(f"EASE could not invert its Gram matrix (potri info {info})")
-    symmetrise_from_upper(buffer, chunk)  # Fortran-lower of the transpose is the C array's upper triangle
+    gram = torch.from_numpy(buffer)
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) != 0:
+        raise DiffrecError(f"EASE's Gram matrix plus λ is not positive definite (Cholesky info {int(info)}): "
+                           f"use a larger reg")
+    torch.cholesky_inverse(factor, out=gram)
+    del factor
+    if not np.isfinite(np.diag(buffer)).all():
+        raise DiffrecError("EASE could not invert its Gram matrix: use a larger reg")
     return precision_into_b(buffer)
 
 
@@ -129,7 +133,7 @@ class EASE(Recommender):
 
     reg: λ, the L2 strength. The Gram matrix XᵀX comes from the sparse training matrix; B is dense
     (n_items × n_items), which suits catalogues up to tens of thousands of items: the fit needs about
-    one n_items² float32 matrix (``fit_memory``), and a catalogue that cannot fit is refused before it starts.
+    one more n_items² float32 matrix (``fit_memory``), and a catalogue that cannot fit is refused before it starts.
 
     weight_gram: with a reweighting strategy (``reweighting=time-linear``, say), whether its weights enter
     the Gram matrix. True (the default): X is the reweighted matrix in both the fit and the scoring, so B
@@ -165,7 +169,8 @@ class EASE(Recommender):
         blocks (X's columns, G's columns, a transposed block) and three sparse copies of X."""
         itemsize = 8 if self.float64 else 4
         square = self.n_items ** 2 * itemsize
-        buffers = (2 if factorised else 1) * square if self.float64 else (square if factorised else 0)
+        # the Cholesky factor (or the eigenvectors), and in float64 the buffer itself as well
+        buffers = (2 if self.float64 else 1) * square
         return buffers + itemsize * CHUNK * (self.n_users + 2 * self.n_items) + 3 * 12 * train_nnz
 
     def _gram(self, train: sp.csr_matrix) -> np.ndarray:
