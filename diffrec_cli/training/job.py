@@ -73,8 +73,9 @@ def train(settings: Settings, registry: Registry, *, home: DataHome, reporter: R
     config = settings.train
     data = home.load(config.dataset)
     # Every check before the run folder exists: a bad setting leaves nothing behind.
-    parallel = join(pick_device(config.device))  # launched as one of several ranks (torchrun, --nproc)?
-    check_training_fits(registry, config, settings.model, data, parallel.place(pick_device(config.device)))
+    device = pick_device(config.device)
+    parallel = join(device)  # launched as one of several ranks (torchrun, --nproc)?
+    check_training_fits(registry, config, settings.model, data, parallel.place(device))
     require_distributable(registry.get("model", config.model).cls, parallel.ranks)
     seed_everything(config.seed)  # the initial weights follow the seed, not whatever ran before in this process
     model, spec = _built(registry, config.model, settings.model, data)

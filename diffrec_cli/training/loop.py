@@ -107,9 +107,10 @@ class Setup:
 
 def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig,
                 closed_fit: Callable[[sp.csr_matrix], None] | None = None, probe: Probe | None = None) -> Setup:
-    parallel = join(pick_device(config.device))  # the launcher's environment says whether we are one of many
+    device = pick_device(config.device)
+    parallel = join(device)  # the launcher's environment says whether we are one of many
     require_distributable(type(model), parallel.ranks)
-    device = parallel.place(pick_device(config.device))
+    device = parallel.place(device)
     seed_everything(config.seed)
     model.to(device)
     inputs = model.inputs(data)
@@ -204,7 +205,8 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
             reporter(EpochFinished(epoch, loss, result.epoch_seconds[-1], model.step_losses()))
             if setup.evaluates_after(epoch):
                 metrics, seconds = evaluate_now(model, data, setup)  # ---- evaluate
-                is_best = best.offer(epoch, metrics, config.metric, model, copy=setup.closed_fit is None)  # ---- checkpoint (the recorder saves)
+                # ---- checkpoint (the recorder saves; a closed-form fit is final, so no copy of its weights)
+                is_best = best.offer(epoch, metrics, config.metric, model, copy=setup.closed_fit is None)
                 result.eval_seconds.append(seconds)
                 result.history.append({"epoch": epoch, **metrics, "seconds": seconds, "loss": loss})
                 reporter(Evaluated(epoch, metrics["valid"], metrics["test"], seconds, is_best, best.epoch,  # ---- log
