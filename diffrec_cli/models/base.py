@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from diffrec_cli.data.reweighting import NoReweighting, reweighted_matrix
+from diffrec_cli.models.adamw import FusedAdamW
 from diffrec_cli.data.sparse import InteractionData, dense_rows
 from diffrec_cli.protocols import Reweighting
 
@@ -50,14 +51,15 @@ class UserShard:
 WHOLE = UserShard()
 
 
-def adamw(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+def adamw(params: Any, **kwargs: Any) -> Any:
     """AdamW with the fused kernel where this torch build has one: on a CPU the default per-tensor loop
-    costs several times more per step than the fused update, a noticeable share of a DiffRec epoch."""
+    costs several times more per step than the fused update, a noticeable share of a DiffRec epoch.
+    ``FusedAdamW`` calls that kernel without torch.optim's compiler wrappers (models/adamw.py says why)."""
     params = list(params)
-    try:
-        return torch.optim.AdamW(params, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, **kwargs)
+    flat = [p for group in params for p in group["params"]] if params and isinstance(params[0], dict) else params
+    if FusedAdamW.supports(flat):
+        return FusedAdamW(params, **kwargs)
+    return torch.optim.AdamW(params, **kwargs)
 
 
 class Recommender(nn.Module):
@@ -165,7 +167,7 @@ class Recommender(nn.Module):
         here, so a checkpoint carries that state and a reload needs no data. The default does nothing.
         """
 
-    def make_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    def make_optimizer(self, lr: float, weight_decay: float) -> Any:
         """AdamW over every parameter; models with parameter groups (e.g. per-part learning rates) override."""
         return adamw(self.parameters(), lr=lr, weight_decay=weight_decay)
 

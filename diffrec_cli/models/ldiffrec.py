@@ -350,7 +350,7 @@ class LDiffRec(Recommender):
     def on_epoch_start(self, epoch: int) -> None:
         self.epochs_done = epoch - 1
 
-    def make_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    def make_optimizer(self, lr: float, weight_decay: float) -> Any:
         groups = [{"params": self.vae_parameters(), "lr": lr},
                   {"params": list(self.denoiser.parameters()), "lr": self.denoiser_lr or lr}]
         return adamw(groups, lr=lr, weight_decay=weight_decay)

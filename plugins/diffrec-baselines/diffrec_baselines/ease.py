@@ -3,7 +3,9 @@
 B = I − P·diag(1/diag P) with P = (G + λI)⁻¹ and G = XᵀX, the Gram matrix of the (possibly reweighted)
 training matrix X. Everything n_items² lives in one buffer, the model's own weight: G is written into it
 column block by column block from the sparse X, factorised (Cholesky) and inverted back into it, and P turned
-into B there too. Torch's LAPACK calls each work on a copy, so a fit holds up to three n_items² matrices (plus blocks of n_items × ``CHUNK``), in the weight's precision.
+into B there too: one n_items² matrix (plus blocks of n_items × ``CHUNK``), in the weight's precision. Beyond
+``IN_PLACE_MAX_BYTES`` the factorisation goes through torch's LAPACK, whose calls each work on a copy: up to
+three n_items² matrices.
 
 A search over λ shares one eigendecomposition G = VΛVᵀ instead (``factorise`` / ``fit_from``):
 P(λ) = V·diag(1/(Λ + λ))·Vᵀ for every λ of the grid, written into the weight buffer by blocks of
@@ -78,26 +80,55 @@ def precision_into_b(p: np.ndarray) -> np.ndarray:
     return p
 
 
-def solve_in_place(buffer: np.ndarray, reg: float, chunk: int) -> np.ndarray:
-    """``buffer`` holds G; afterwards it holds B for λ = ``reg``: Cholesky, then the inverse from the factor.
+# Largest buffer (bytes) LAPACK factorises in place through scipy: its bundled 32-bit-index OpenBLAS crashed
+# the process in potrf at 28,000 and 34,341 items in float32 (3.1 and 4.7 GB), fine at 24,000 (2.3 GB). Below
+# this the fit holds one n_items² matrix; above it torch's LAPACK, which works on copies, holds three.
+IN_PLACE_MAX_BYTES = 1_600_000_000
 
-    Through torch's LAPACK (MKL), not scipy's: scipy's bundled 32-bit-index OpenBLAS crashed the process in
-    ``potrf`` beyond about 25k items (a segfault at 28,000 and 34,341 items in float32, fine at 24,000).
-    Each call works on a copy of the matrix and writes its result back into ``buffer`` (counted in
-    ``fit_memory``)."""
+
+def solves_in_place(n_items: int, itemsize: int) -> bool:
+    """Whether ``solve_in_place`` factorises an n_items² matrix of ``itemsize`` bytes without a copy."""
+    return n_items * n_items * itemsize <= IN_PLACE_MAX_BYTES
+
+
+def solve_in_place(buffer: np.ndarray, reg: float, chunk: int) -> np.ndarray:
+    """``buffer`` holds G; afterwards it holds B for λ = ``reg``: Cholesky, then the inverse from the factor."""
     buffer[np.diag_indices_from(buffer)] += reg
+    if solves_in_place(len(buffer), buffer.itemsize):
+        _invert_with_scipy(buffer, chunk)
+    else:
+        _invert_with_torch(buffer)
+    if not np.isfinite(np.diag(buffer)).all():
+        raise DiffrecError("EASE could not invert its Gram matrix: use a larger reg")
+    return precision_into_b(buffer)
+
+
+def _not_positive_definite(info: int) -> DiffrecError:
+    return DiffrecError(f"EASE's Gram matrix plus λ is not positive definite (Cholesky info {info}): use a "
+                        f"larger reg")
+
+
+def _invert_with_scipy(buffer: np.ndarray, chunk: int) -> None:
+    a = _as_fortran(buffer)
+    potrf, potri = sla.lapack.get_lapack_funcs(("potrf", "potri"), (a,))
+    factor, info = potrf(a, lower=1, overwrite_a=1, clean=0)
+    if info != 0 or factor.ctypes.data != buffer.ctypes.data:
+        raise _not_positive_definite(info)
+    inverse, info = potri(factor, lower=1, overwrite_c=1)
+    if info != 0 or inverse.ctypes.data != buffer.ctypes.data:
+        raise DiffrecError(f"EASE could not invert its Gram matrix (potri info {info}): use a larger reg")
+    symmetrise_from_upper(buffer, chunk)  # Fortran-lower of the transpose is the C array's upper triangle
+
+
+def _invert_with_torch(buffer: np.ndarray) -> None:
     gram = torch.from_numpy(buffer)
     # both results written back into the buffer: each call then holds one working copy while it runs
     # (measured: 2 n² at the peak; a separate factor tensor made it 3 n²)
     info = torch.empty((), dtype=torch.int32)
     torch.linalg.cholesky_ex(gram, out=(gram, info))
     if int(info) != 0:
-        raise DiffrecError(f"EASE's Gram matrix plus λ is not positive definite (Cholesky info {int(info)}): "
-                           f"use a larger reg")
+        raise _not_positive_definite(int(info))
     torch.cholesky_inverse(gram, out=gram)
-    if not np.isfinite(np.diag(buffer)).all():
-        raise DiffrecError("EASE could not invert its Gram matrix: use a larger reg")
-    return precision_into_b(buffer)
 
 
 @dataclass
@@ -170,10 +201,10 @@ class EASE(Recommender):
         blocks (X's columns, G's columns, a transposed block) and three sparse copies of X."""
         itemsize = 8 if self.float64 else 4
         square = self.n_items ** 2 * itemsize
-        # Cholesky and its inverse each work on a copy of the buffer: measured 12.4 GiB peak RSS at 34,341
-        # items in float32 (weight 4.4 GiB), so two squares beside the weight. The eigendecomposition holds
-        # the eigenvectors. In float64 the buffer itself is one more.
-        copies = 1 if factorised else 2
+        # Above IN_PLACE_MAX_BYTES, Cholesky and its inverse each work on a copy of the buffer: measured
+        # 12.4 GiB peak RSS at 34,341 items in float32 (weight 4.4 GiB), so two squares beside the weight.
+        # The eigendecomposition holds the eigenvectors. In float64 the buffer itself is one more.
+        copies = 1 if factorised else (0 if solves_in_place(self.n_items, itemsize) else 2)
         buffers = (copies + (1 if self.float64 else 0)) * square
         return buffers + itemsize * CHUNK * (self.n_users + 2 * self.n_items) + 3 * 12 * train_nnz
 

@@ -48,18 +48,29 @@ def _peak_bytes(call) -> int:
         tracemalloc.stop()
 
 
-def test_float32_fit_works_in_the_weight_itself(monkeypatch):
+@pytest.mark.parametrize("in_place", [True, False], ids=["scipy-in-place", "torch-copies"])
+def test_float32_fit_works_in_the_weight_itself(monkeypatch, in_place):
     monkeypatch.setattr(ease, "CHUNK", 40)
+    if not in_place:  # as if the catalogue were past the size scipy's LAPACK handles
+        monkeypatch.setattr(ease, "IN_PLACE_MAX_BYTES", 0)
     x = _matrix(n_users=200, n_items=1000, density=0.01)
     model = EASE(*x.shape, reg=20.0)
     storage = model.weight.data.data_ptr()
-    peak = _peak_bytes(lambda: model.fit_closed_form(x))  # numpy's temporaries (torch's factor is not traced)
+    peak = _peak_bytes(lambda: model.fit_closed_form(x))  # numpy's temporaries (torch's copies are not traced)
     n2 = x.shape[1] ** 2 * 4
     assert peak < 0.15 * n2, f"a fit allocated {peak / n2:.2f} n² float32 matrices beside the weight"
-    assert model.fit_memory(x.nnz) >= 2 * n2  # LAPACK's two working copies are in the estimate
+    if in_place:
+        assert model.fit_memory(x.nnz) < 0.5 * n2  # blocks and sparse copies only
+    else:
+        assert model.fit_memory(x.nnz) >= 2 * n2  # torch LAPACK's two working copies are in the estimate
     assert model.weight.data.data_ptr() == storage and model.weight.dtype == torch.float32
     np.testing.assert_allclose(model.weight.numpy(), _reference(x, 20.0), atol=1e-5)
     np.testing.assert_array_equal(np.diag(model.weight.numpy()), 0.0)
+
+
+def test_in_place_limit_keeps_paper_sized_catalogues_off_scipys_lapack():
+    assert ease.solves_in_place(18_000, 4) and ease.solves_in_place(14_000, 8)
+    assert not ease.solves_in_place(24_000, 4) and not ease.solves_in_place(20_000, 8)
 
 
 def test_float64_setting_solves_in_double_and_keeps_float32():
@@ -195,11 +206,17 @@ def test_the_estimate_counts_what_each_fit_holds(monkeypatch):
     alone = check_training_fits(registry, base, {}, data, torch.device("cpu"))
     doubled = check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
     assert alone.closed_form and alone.batch == 0
-    # the weight and the two working copies of LAPACK's calls; blocks of X's columns (50 users), of G's
-    # and a transposed one; three sparse copies of X
-    assert alone.model == 3 * 3000**2 * 4 + 4 * ease.CHUNK * (50 + 2 * 3000) + 3 * 12 * data.train.nnz
-    # float64: a float64 buffer and float64 copies instead of float32 ones, and float64 blocks
-    assert doubled.model - alone.model == 3000**2 * (24 - 8) + 4 * ease.CHUNK * (50 + 2 * 3000)
+    # in place: the weight alone; blocks of X's columns (50 users), of G's and a transposed one; three
+    # sparse copies of X
+    assert alone.model == 3000**2 * 4 + 4 * ease.CHUNK * (50 + 2 * 3000) + 3 * 12 * data.train.nnz
+    # float64: a float64 buffer beside the float32 weight, and float64 blocks
+    assert doubled.model - alone.model == 3000**2 * 8 + 4 * ease.CHUNK * (50 + 2 * 3000)
+    monkeypatch.setattr(ease, "IN_PLACE_MAX_BYTES", 0)  # past scipy's limit: torch's LAPACK and its copies
+    copied = check_training_fits(registry, base, {}, data, torch.device("cpu"))
+    assert copied.model == 3 * 3000**2 * 4 + 4 * ease.CHUNK * (50 + 2 * 3000) + 3 * 12 * data.train.nnz
+    doubled = check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
+    assert doubled.model - copied.model == 3000**2 * (24 - 8) + 4 * ease.CHUNK * (50 + 2 * 3000)
+    alone = copied
     monkeypatch.setattr(memory, "available_bytes", lambda: int(alone.total / memory.USABLE_SHARE) + 1)
     check_training_fits(registry, base, {}, data, torch.device("cpu"))  # float32 fits exactly
     with pytest.raises(DiffrecError, match=r"^fitting ease on mid \(3,000 items: weights, fit, evaluation\)"):
