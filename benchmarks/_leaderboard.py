@@ -91,7 +91,7 @@ def train_point(registry: Registry, home: DataHome, model: str, dataset: str, se
 
 
 def search(registry: Registry, home: DataHome, state: State, name: str, dataset: str, fixed: dict[str, Any],
-           space: dict[str, Any] | None, trials: int) -> list[dict[str, Any]]:
+           space: dict[str, Any] | None, trials: int, model: str | None = None) -> list[dict[str, Any]]:
     """``trials`` random points of the model's search space through ``diffrec tune`` (resumed when a
     previous invocation left it unfinished); their scored trials as leaderboard rows."""
     entry = state.model(name)
@@ -107,8 +107,8 @@ def search(registry: Registry, home: DataHome, state: State, name: str, dataset:
                 entry["tune_id"] = event.tune_id
                 state.save()
 
-        chosen = SearchSpace.from_dict(space) if space else default_space(registry, name)
-        result = tune(name, dataset, registry, home=home, space=chosen, fixed=fixed, strategy="random",
+        chosen = SearchSpace.from_dict(space) if space else default_space(registry, model or name)
+        result = tune(model or name, dataset, registry, home=home, space=chosen, fixed=fixed, strategy="random",
                       max_trials=trials, seed=0, reporter=remember)
     return [{"params": {**fixed, **t.params}, "run_id": t.run_id, "run_path": t.run_path, "seed": 1,
              "valid": {k: float(t.valid[k]) for k in KEYS}, "test": {k: float(t.test[k]) for k in KEYS},
@@ -117,23 +117,26 @@ def search(registry: Registry, home: DataHome, state: State, name: str, dataset:
 
 
 def select(registry: Registry, home: DataHome, state: State, name: str, dataset: str, start: dict[str, Any],
-           fixed: dict[str, Any], space: dict[str, Any] | None, trials: int) -> dict[str, Any]:
+           fixed: dict[str, Any], space: dict[str, Any] | None, trials: int,
+           model: str | None = None) -> dict[str, Any]:
     """The trial budget: the recorded starting point plus ``trials − 1`` random points; the best on
-    validation Recall@20 (ties: the earlier trial) is the selection, recorded once."""
+    validation Recall@20 (ties: the earlier trial) is the selection, recorded once. ``model``: the
+    registered model behind row ``name`` when they differ (a named setting of another model)."""
     entry = state.model(name)
     if "selected" in entry:
         return entry["selected"]
     if "start" not in entry:
-        entry["start"] = train_point(registry, home, name, dataset, {**fixed, **start}, seed=1)
+        entry["start"] = train_point(registry, home, model or name, dataset, {**fixed, **start}, seed=1)
         state.save()
-    rows = [entry["start"], *search(registry, home, state, name, dataset, fixed, space, trials - 1)]
+    rows = [entry["start"], *search(registry, home, state, name, dataset, fixed, space, trials - 1, model)]
     entry["trials"] = len(rows)
     entry["selected"] = max(rows, key=lambda r: (r["valid"][METRIC], -rows.index(r)))
     state.save()
     return entry["selected"]
 
 
-def seed_row(registry: Registry, home: DataHome, state: State, name: str, dataset: str, seed: int) -> dict[str, Any]:
+def seed_row(registry: Registry, home: DataHome, state: State, name: str, dataset: str, seed: int,
+             model: str | None = None) -> dict[str, Any]:
     """The selected settings trained with ``seed`` (the selected trial itself for its own seed), evaluated
     once more user by user on test (timed), its vectors saved."""
     entry = state.model(name)
@@ -141,7 +144,7 @@ def seed_row(registry: Registry, home: DataHome, state: State, name: str, datase
     if str(seed) in seeds:
         return seeds[str(seed)]
     selected = entry["selected"]
-    row = dict(selected) if selected["seed"] == seed else train_point(registry, home, name, dataset,
+    row = dict(selected) if selected["seed"] == seed else train_point(registry, home, model or name, dataset,
                                                                      selected["params"], seed)
     row["train_s"], row["eval_epoch_s"] = run_seconds(row["run_path"])
     tick = time.perf_counter()

@@ -45,11 +45,15 @@ NAMES = {"diffrec": "DiffRec", "ldiffrec": "L-DiffRec", "tdiffrec": "T-DiffRec",
          "multidae++": "MultiDAE++",
          "ease": "EASE", "itemknn": "ItemKNN", "rp3beta": "RP3beta", "slim": "SLIM", "ials": "iALS",
          "toppop": "TopPop", "mf": "MF-BPR", "lightgcn": "LightGCN", "cdae": "CDAE", "multidae": "MultiDAE",
-         "multivae": "MultiVAE"}
+         "multivae": "MultiVAE", "ease-targets": "EASE-wt"}
+# Rows that are a named setting of another registered model: DiffEASE with no forward diffusion (t = 0) is
+# EASE regressing the time-weighted rows from the binary ones, a non-diffusion model; it answers whether
+# DiffEASE's gain comes from the diffusion (docs/research.md).
+ALIASES = {"ease-targets": "diffease"}
 # cheapest first, so a cut run still fills the table's strongest rows
 ORDER = ("toppop", "ease", "itemknn", "rp3beta", "bspm", "multivae", "multidae", "diffrec", "tdiffrec", "giffcf",
          "cdae", "multidae++", "codigem", "mf", "ials", "slim", "ldiffrec", "ltdiffrec", "lightgcn", "cfdiff",
-         "diffease")
+         "diffease", "ease-targets")
 
 
 def _flat(entry: dict) -> dict:
@@ -67,15 +71,16 @@ START: dict[str, dict] = {
     "slim": {"alpha": 0.1, "l1_ratio": 0.1, "k": 200},
     "bspm": {"ideal_weight": 0.0, "sharpen_time": 1.0},
     "giffcf": {"lr": 1e-3},
-    "diffease": {},
+    "diffease": {}, "ease-targets": {},
     "cfdiff": {"hidden": 64, "d_model": 8, "heads": 1, "layers": 1, "steps": 5, "noise_scale": 0.005, "lr": 1e-3},
 }
 # fixed for every trial of a model (batch sizes the CPU affords: MF/LightGCN's are interaction triples)
 FIXED: dict[str, dict] = {"mf": {"batch_size": 4096}, "lightgcn": {"batch_size": 4096},
-                          "giffcf": {"batch_size": 100}}
+                          "giffcf": {"batch_size": 100}, "ease-targets": {"blur_time": 0.0, "ideal_weight": 0.0}}
 _LATENT = {"lr": [1e-4, 1e-3], "steps": [5, 10, 40], "noise_scale": [1e-4, 1e-3, 5e-3, 1e-2]}
 # spaces for models that declare none, and CF-Diff's cut to the sizes a CPU trains in minutes
 SPACES: dict[str, dict] = {"ldiffrec": _LATENT, "ltdiffrec": _LATENT,
+                           "ease-targets": {"reg": [250.0, 500.0, 1000.0, 2000.0, 4000.0]},
                            "cfdiff": {"lr": [1e-4, 1e-3], "steps": [5, 10], "noise_scale": [1e-3, 5e-3, 1e-2]}}
 TEMPORAL = {"reweighting": "time-linear", "w_min": 0.1, "w_max": 1.0}
 # With the time weights EASE keeps the Gram matrix unweighted (weight_gram=false), the stronger variant on
@@ -109,13 +114,14 @@ def run_model(registry, home: DataHome, state: State, name: str, args, seeds: li
     fixed = {"epochs": args.epochs_cap, "eval_every": min(5, args.epochs_cap), **FIXED.get(name, {}),
              **(TEMPORAL if args.temporal else {}), **(TEMPORAL_FIXED.get(name, {}) if args.temporal else {})}
     start = (TEMPORAL_START if args.temporal else {}).get(name, START[name])
-    trials = args.trials if (SPACES.get(name) or registry.get("model", name).cls.search_space) else 1
+    model = ALIASES.get(name, name)
+    trials = args.trials if (SPACES.get(name) or registry.get("model", model).cls.search_space) else 1
     tick = time.perf_counter()
-    chosen = select(registry, home, state, name, args.dataset, start, fixed, SPACES.get(name), trials)
+    chosen = select(registry, home, state, name, args.dataset, start, fixed, SPACES.get(name), trials, model)
     print(f"  {name}: selected {chosen['params']} (valid R@20 {chosen['valid']['recall@20']:.4f}, "
           f"{state.model(name)['trials']} trials)", flush=True)
     for seed in seeds:
-        row = seed_row(registry, home, state, name, args.dataset, seed)
+        row = seed_row(registry, home, state, name, args.dataset, seed, model)
         print(f"    seed {seed}: test R@20 {row['test']['recall@20']:.4f} N@20 {row['test']['ndcg@20']:.4f} "
               f"({row['run_id']})", flush=True)
     state.model(name)["wall_s"] = state.model(name).get("wall_s", 0.0) + time.perf_counter() - tick
