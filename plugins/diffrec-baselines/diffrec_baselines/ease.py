@@ -25,7 +25,7 @@ from scipy.linalg import blas
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.models.base import Recommender
+from diffrec_cli.models.base import Recommender, rows_times
 
 CHUNK = 1024  # columns (or eigenvectors) per block: the only n_items-by-something temporaries
 
@@ -240,4 +240,4 @@ class EASE(Recommender):
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
+        return rows_times(x, self.weight)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.models.base import Recommender
+from diffrec_cli.models.base import Recommender, rows_times
 
 from diffrec_successors.graph import item_gram, normalized_interactions
 
@@ -107,4 +107,4 @@ class DiffEASE(Recommender):
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.operator
+        return rows_times(x, self.operator)
