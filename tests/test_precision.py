@@ -105,6 +105,23 @@ def test_fit_with_an_injected_probe_trains_in_bf16_and_records_it(tiny, monkeypa
     assert faster[0].precision["scoring_top20_agreement"] is not None  # checked at the first evaluation
 
 
+@pytest.mark.parametrize("name", ["diffrec", "tdiffrec", "ldiffrec", "ltdiffrec"])
+def test_every_built_in_model_trains_and_scores_when_the_probe_picks_bf16(tiny, monkeypatch, name):
+    # L-DiffRec has no mixed-precision path of its own and trains under autocast: its denoiser's custom
+    # autograd Functions once met bf16 gradients against float32 saved inputs (a RuntimeError in backward)
+    monkeypatch.setattr(precision, "MIN_PROBE_GFLOP", 0.0)
+    monkeypatch.setattr(precision, "bf16_supported", lambda device: True)
+    registry = load_plugins(entry_points=False).registry
+    torch.manual_seed(0)
+    settings = {**registry.get("model", name).cls.test_settings}
+    model, _ = build_model(registry, name, settings, n_users=tiny.n_users, n_items=tiny.n_items, data=tiny)
+    config = resolve_settings(dict(FAST_TRAIN), {}, dataset=tiny.name, device="cpu").train
+    result = fit(model, tiny, config, probe=probe_saying(70.0, 200.0))
+    assert result.precision["training"] == "bf16" and result.epochs_run == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert 0.0 <= result.test["recall@20"] <= 1.0
+
+
 def test_the_run_records_the_decision(tiny_home, monkeypatch):
     from diffrec_cli.training.job import train
 

@@ -91,6 +91,13 @@ class MLPDenoiser(nn.Module):
             x = F.normalize(x)
         x = self._input_dropout(x)
         first = self.layers[0]
+        if torch.is_autocast_enabled(x.device.type):
+            # a model without its own mixed-precision path trains this denoiser under autocast (L-DiffRec):
+            # autocast casts inside the custom Functions' forward but not in their backward, so plain ops here
+            h = first(torch.cat([x, self.embed(t).to(x.dtype)], dim=-1))
+            for layer in self.layers[1:]:
+                h = layer(tanh(h))
+            return h
         low = self.training_copies if self.training else None
         if low is None:
             h = ItemsAndStepLinear.apply(x, self.embed(t).to(x.dtype), first.weight, first.bias, None)
