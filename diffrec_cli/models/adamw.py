@@ -18,7 +18,8 @@ DEFAULTS = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
 # what torch.optim.AdamW records in each param group beside ours: kept so the state_dicts match
 TORCH_GROUP_FLAGS = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
                      "differentiable": False, "fused": True, "decoupled_weight_decay": True}
-FUSED_DEVICES = ("cpu", "cuda")
+# torch's fused Adam kernels run on CUDA since 2.0 and on CPUs since 2.4
+FUSED_DEVICES = ("cpu", "cuda") if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4) else ("cuda",)
 
 
 class FusedAdamW:

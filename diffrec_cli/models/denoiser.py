@@ -24,6 +24,13 @@ def step_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> to
     return emb
 
 
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument, CPU autocast has its own query
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 class MLPDenoiser(nn.Module):
     """n_items (+ step embedding) → hidden dims → mirrored back → n_items, tanh between layers.
 
@@ -91,7 +98,7 @@ class MLPDenoiser(nn.Module):
             x = F.normalize(x)
         x = self._input_dropout(x)
         first = self.layers[0]
-        if torch.is_autocast_enabled(x.device.type):
+        if _autocast_on(x.device.type):
             # a model without its own mixed-precision path trains this denoiser under autocast (L-DiffRec):
             # autocast casts inside the custom Functions' forward but not in their backward, so plain ops here
             h = first(torch.cat([x, self.embed(t).to(x.dtype)], dim=-1))
