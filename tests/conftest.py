@@ -17,6 +17,31 @@ FAST_MODEL = {"dims": "[32]", "steps": "5", "emb_size": "4"}
 FAST_TRAIN = {"epochs": "2", "eval_every": "1", "batch_size": "64"}
 
 
+def invoke(args, env, code=0):
+    """The CLI in-process with ``env``; asserts its exit code."""
+    from typer.testing import CliRunner
+
+    from diffrec_cli.cli.app import app
+
+    result = CliRunner(env=env).invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def home_with_one_run(root: Path, data: InteractionData) -> tuple[DataHome, str, dict[str, str]]:
+    """A data home at ``root`` holding ``data`` and one fast DiffRec run on it trained through the CLI:
+    the home, the run's id and the environment the CLI ran with (built-in plugins only)."""
+    home = DataHome(root)
+    home.save(data)
+    env = {"DIFFREC_HOME": str(root), "DIFFREC_LOAD_PLUGINS": "", "COLUMNS": "200"}
+    sets = [f"--set={k}={v}" for k, v in {**FAST_MODEL, **FAST_TRAIN}.items()]
+    reset_plugins()
+    invoke(["train", "--dataset", data.name, "--quiet", "--samples", "0", *sets], env)
+    reset_plugins()
+    (run,) = home.runs_dir.iterdir()
+    return home, run.name, env
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugins(monkeypatch):
     """Each test sees plugins loaded from scratch and its own environment."""

@@ -10,33 +10,15 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from conftest import FAST_MODEL, FAST_TRAIN, make_tiny
-from diffrec_cli.cli.app import app
-from diffrec_cli.data.store import DataHome
-from diffrec_cli.plugins import get_plugins, reset_plugins
+from conftest import home_with_one_run, invoke, make_tiny
+from diffrec_cli.plugins import get_plugins
 from diffrec_cli.serve import load_served, recommend_for_users, write_all_recommendations
-
-
-def invoke(args, env, code=0):
-    result = CliRunner(env=env).invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("all-users-home")
-    home = DataHome(root)
-    home.save(make_tiny("tiny"))
-    env = {"DIFFREC_HOME": str(root), "DIFFREC_LOAD_PLUGINS": "", "COLUMNS": "200"}
-    sets = [f"--set={k}={v}" for k, v in {**FAST_MODEL, **FAST_TRAIN}.items()]
-    reset_plugins()
-    invoke(["train", "--dataset", "tiny", "--quiet", "--samples", "0", *sets], env)
-    reset_plugins()
-    (run,) = home.runs_dir.iterdir()
-    return home, run.name, env
+    return home_with_one_run(tmp_path_factory.mktemp("all-users-home"), make_tiny("tiny"))
 
 
 def parquet_row_groups(path) -> int:

@@ -12,34 +12,16 @@ from collections import Counter
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from conftest import FAST_MODEL, FAST_TRAIN, make_tiny
-from diffrec_cli.cli.app import app
-from diffrec_cli.data.store import DataHome
-from diffrec_cli.plugins import reset_plugins
-
-
-def invoke(args, env, code=0):
-    result = CliRunner(env=env).invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
+from conftest import home_with_one_run, invoke, make_tiny
 
 
 @pytest.fixture(scope="module")
 def int_run(tmp_path_factory):
     """A trained run on a dataset whose raw ids are integers (users 100..139, items 1000..1029)."""
-    root = tmp_path_factory.mktemp("int-home")
-    home = DataHome(root)
     tiny = make_tiny("ints")
-    home.save(dataclasses.replace(tiny, user_ids=np.arange(100, 140), item_ids=np.arange(1000, 1030)))
-    env = {"DIFFREC_HOME": str(root), "DIFFREC_LOAD_PLUGINS": "", "COLUMNS": "200"}
-    sets = [f"--set={k}={v}" for k, v in {**FAST_MODEL, **FAST_TRAIN}.items()]
-    reset_plugins()
-    invoke(["train", "--dataset", "ints", "--quiet", "--samples", "0", *sets], env)
-    reset_plugins()
-    (run,) = home.runs_dir.iterdir()
-    return home, run.name, env
+    data = dataclasses.replace(tiny, user_ids=np.arange(100, 140), item_ids=np.arange(1000, 1030))
+    return home_with_one_run(tmp_path_factory.mktemp("int-home"), data)
 
 
 def popular_by_hand(data, k):
