@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -157,24 +158,27 @@ def summarise(state: State, names: list[str], seeds: list[int]) -> tuple[dict, s
     return rows, reference
 
 
+COLUMNS = ("model", "R@10", "R@20", "N@10", "N@20", "train s", "eval s", "params", "p R@20 / N@20")
+# the plain-text table: 80 columns, so R@10 and N@10 only in the Markdown one (width 0: left out)
+WIDTHS = (12, 0, 14, 0, 14, 8, 7, 8, 16)
+
+
+def row_cells(name: str, r: dict, reference: str | None) -> list[str]:
+    p = "ref." if name == reference else f"{r.get('p_recall@20', 1):.0e} / {r.get('p_ndcg@20', 1):.0e}"
+    return [NAMES[name] + ("*" if r["diffusion"] else ""), f"{r['recall@10'][0]:.4f}",
+            f"{r['recall@20'][0]:.4f}±{r['recall@20'][1]:.4f}", f"{r['ndcg@10'][0]:.4f}",
+            f"{r['ndcg@20'][0]:.4f}±{r['ndcg@20'][1]:.4f}", f"{r['train_s']:.0f}", f"{r['eval_s']:.1f}",
+            f"{r['params'] / 1e6:.2f}M", p]
+
+
 def print_table(rows: dict, reference: str | None, markdown: bool) -> None:
-    print(f"{'model':12}{'R@10':>7}{'R@20':>15}{'N@10':>7}{'N@20':>15}{'train s':>9}{'eval s':>7}{'params':>8}"
-          f"{'p R/N@20':>14}")
-    for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["recall@20"][0]):
-        p = "ref" if name == reference else f"{r.get('p_recall@20', 1):.0e}/{r.get('p_ndcg@20', 1):.0e}"
-        print(f"{NAMES[name] + ('*' if r['diffusion'] else ''):12}{r['recall@10'][0]:7.4f}"
-              f"{r['recall@20'][0]:8.4f}±{r['recall@20'][1]:.4f}{r['ndcg@10'][0]:7.4f}"
-              f"{r['ndcg@20'][0]:8.4f}±{r['ndcg@20'][1]:.4f}{r['train_s']:9.0f}{r['eval_s']:7.1f}"
-              f"{r['params'] / 1e6:7.2f}M{p:>14}")
+    ordered = [row_cells(name, r, reference) for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["recall@20"][0])]
+    for cells in [list(COLUMNS), *ordered]:
+        print(cells[0].ljust(WIDTHS[0]) + "".join(c.rjust(w) for c, w in zip(cells[1:], WIDTHS[1:]) if w))
     if markdown:
-        print("\n| model | R@10 | R@20 | N@10 | N@20 | train s | eval s | params | p R@20 / N@20 |\n"
-              "|---|---|---|---|---|---|---|---|---|")
-        for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["recall@20"][0]):
-            p = "ref." if name == reference else f"{r['p_recall@20']:.0e} / {r['p_ndcg@20']:.0e}"
-            print(f"| {NAMES[name]}{'*' if r['diffusion'] else ''} | {r['recall@10'][0]:.4f} | "
-                  f"{r['recall@20'][0]:.4f}±{r['recall@20'][1]:.4f} | {r['ndcg@10'][0]:.4f} | "
-                  f"{r['ndcg@20'][0]:.4f}±{r['ndcg@20'][1]:.4f} | {r['train_s']:.0f} | {r['eval_s']:.1f} | "
-                  f"{r['params'] / 1e6:.2f}M | {p} |")
+        print("\n| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|")
+        for cells in ordered:
+            print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -204,9 +208,10 @@ def main() -> None:
             print(f"  {name}: failed ({type(exc).__name__}: {exc})", flush=True)
     rows, reference = summarise(state, names, seeds)
     wall = time.perf_counter() - started
-    print(f"\nML-1M clean{' + time-linear weights' if args.temporal else ''}: test, mean ± sd over seeds "
-          f"{seeds}; {args.trials} trials per model on validation R@20, ≤ {args.epochs_cap} epochs per run; "
-          f"* diffusion; p: paired t-test over users against {NAMES.get(reference, '-')}")
+    print("\n" + textwrap.fill(f"ML-1M clean{' + time-linear weights' if args.temporal else ''}: test, mean ± sd "
+                               f"over seeds {seeds}; {args.trials} trials per model on validation R@20, "
+                               f"≤ {args.epochs_cap} epochs per run; * diffusion; p: paired t-test over users "
+                               f"against {NAMES.get(reference, '-')}", 80))
     print_table(rows, reference, args.markdown)
     print(f"wall time of this invocation {wall:.0f} s; models done {len(rows)}/{len(names)}")
     print_json_line({"temporal": args.temporal, "seeds": seeds, "trials": args.trials,
