@@ -7,10 +7,9 @@ arguments that are its configuration. Component-valued arguments (a noise schedu
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
-
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
