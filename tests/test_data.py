@@ -193,3 +193,62 @@ def test_dense_rows_equals_scipy_densify():
     np.testing.assert_array_equal(dense_rows(m, np.array([4, 9])).numpy(), np.zeros((2, 17)))
     assert dense_rows(m, np.array([], dtype=np.int64)).shape == (0, 17)
     np.testing.assert_array_equal(dense_rows(m, rows, dtype=torch.float64).numpy(), m[rows].toarray().astype(np.float64))
+
+
+def _with_ids(data: InteractionData, users, items) -> InteractionData:
+    return InteractionData(name=data.name, train=data.train, valid=data.valid, test=data.test,
+                           user_ids=np.asarray(users), item_ids=np.asarray(items))
+
+
+def test_raw_ids_come_back_from_splits_npz_with_their_kind(tmp_path):
+    home = DataHome(tmp_path / "home")
+    tiny = make_tiny()
+    users = np.array([f"{i:05d}" for i in range(tiny.n_users)], dtype=object)  # text that reads as numbers
+    items = np.arange(100, 100 + tiny.n_items, dtype=np.int64)
+    home.save(_with_ids(tiny, users, items))
+    with np.load(home.dataset_dir("tiny") / "splits.npz") as z:
+        assert z["user_ids"].tolist() == users.tolist() and z["user_ids"].dtype.kind == "U"
+        assert z["item_ids"].tolist() == items.tolist() and z["item_ids"].dtype == np.int64
+    loaded = home.load("tiny")
+    assert loaded.user_ids.tolist() == users.tolist()  # "00007" stays text, not 7
+    assert loaded.user_index("00007") == 7
+    assert loaded.item_ids.dtype == np.int64 and loaded.item_ids.tolist() == items.tolist()
+
+
+def test_dataset_prepared_without_ids_in_splits_npz_reads_them_from_parquet(tmp_path):
+    home = DataHome(tmp_path / "home")
+    home.save(make_tiny())
+    path = home.dataset_dir("tiny") / "splits.npz"
+    with np.load(path) as z:
+        older = {k: z[k] for k in z.files if k not in ("user_ids", "item_ids")}
+    np.savez(path, **older)
+    loaded = home.load("tiny")
+    assert loaded.user_ids.tolist() == [f"u{i}" for i in range(40)]
+    assert loaded.user_index("u3") == 3
+
+
+def test_loading_a_dataset_does_not_import_polars(tmp_path):
+    import subprocess
+    import sys
+
+    home = DataHome(tmp_path / "home")
+    home.save(make_tiny())
+    code = ("import sys; from diffrec_cli.data.store import DataHome; "
+            f"d = DataHome({str(tmp_path / 'home')!r}).load('tiny'); "
+            "print(d.n_users, d.user_ids[5], 'polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["40", "u5", "False"]
+
+
+def test_damaged_raw_ids_in_splits_npz_are_a_one_line_error(tmp_path):
+    home = DataHome(tmp_path / "home")
+    home.save(make_tiny())
+    path = home.dataset_dir("tiny") / "splits.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(path, **{**arrays, "user_ids": np.array(7)})
+    with pytest.raises(DiffrecError, match=r"^dataset 'tiny': the raw ids in .*splits.npz are damaged$"):
+        home.load("tiny")
+    np.savez(path, **{**arrays, "user_ids": arrays["user_ids"][:-1]})
+    with pytest.raises(DiffrecError, match=r"^dataset 'tiny': split train in splits.npz is damaged \("):
+        home.load("tiny")  # one id short: the split no longer fits the id count

@@ -262,15 +262,16 @@ class DataHome(HomeFolders):
             self.ensure_demo()
         meta = self.meta(name)
         folder = self.dataset_dir(name)
-        import polars as pl
-
         try:
             with np.load(folder / "splits.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-            users = pl.read_parquet(folder / "users.parquet")["raw_id"].to_numpy()
-            items = pl.read_parquet(folder / "items.parquet")["raw_id"].to_numpy()
+            users, items = arrays.pop("user_ids", None), arrays.pop("item_ids", None)
+            if users is None or items is None:  # prepared before the ids were stored beside the splits
+                users, items = _parquet_ids(folder)
         except Exception as exc:  # a truncated or edited file: zipfile, numpy and polars each raise their own
             raise DiffrecError(f"dataset {name!r} in {folder} is damaged: {_first_line(exc)}") from None
+        if np.ndim(users) != 1 or np.ndim(items) != 1:
+            raise DiffrecError(f"dataset {name!r}: the raw ids in {folder / 'splits.npz'} are damaged")
         shape = (len(users), len(items))
         splits = {}
         for s in SPLITS:
@@ -317,6 +318,9 @@ def _dataset_files(data: InteractionData) -> tuple[dict[str, np.ndarray], str, n
         arrays[f"{s}_indices"] = m.indices.astype(np.int32)
         arrays[f"{s}_data"] = m.data.astype(np.float32)
         check_csr(arrays[f"{s}_indptr"], arrays[f"{s}_indices"], arrays[f"{s}_data"], m.shape)
+    # the raw ids also go into splits.npz, so that loading a dataset to train needs no parquet reader
+    # (polars costs a training process ~40 MB); users.parquet and items.parquet stay for other readers
+    arrays["user_ids"], arrays["item_ids"] = _plain_ids(data.user_ids), _plain_ids(data.item_ids)
     if data.train_order is not None:
         arrays["train_order"] = np.asarray(data.train_order, dtype=np.int32)
     item_emb = None
@@ -326,6 +330,19 @@ def _dataset_files(data: InteractionData) -> tuple[dict[str, np.ndarray], str, n
     meta.update(name=data.name, format=1, library_version=__version__, fingerprint=data.fingerprint(),
                 counts=data.counts(), has_item_emb=item_emb is not None)
     return arrays, _meta_text(check_dataset_meta, meta, f"dataset {data.name!r}"), item_emb
+
+
+def _plain_ids(ids: np.ndarray) -> np.ndarray:
+    """Raw ids as an array ``np.load`` reads without pickle: numbers as they are, anything else as text."""
+    ids = np.asarray(ids)
+    return ids if ids.dtype.kind in "iufU" else np.array([str(v) for v in ids.tolist()], dtype=str)
+
+
+def _parquet_ids(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    import polars as pl
+
+    return (pl.read_parquet(folder / "users.parquet")["raw_id"].to_numpy(),
+            pl.read_parquet(folder / "items.parquet")["raw_id"].to_numpy())
 
 
 def _meta_text(check: Callable[[Any], Any], meta: dict[str, Any], what: str) -> str:
