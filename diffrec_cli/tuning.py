@@ -30,7 +30,7 @@ from diffrec_cli.errors import DiffrecError, Hint
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import RESUME_DIR, new_run_id
 from diffrec_cli.training.events import Reporter, TrainingStarted, silent
-from diffrec_cli.training.shared_fit import SharedFits, sharing_groups
+from diffrec_cli.training.shared_fit import SharedFits, worth_sharing
 
 RANGE_KINDS = ("loguniform", "uniform", "int")
 TUNE_FILE = "tune.json"  # HOME/tunes/TUNE_ID/tune.json: the search, rewritten after every trial
@@ -320,7 +320,7 @@ def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: flo
     started, done_before = time.perf_counter(), result.seconds
     deadline = None if timeout is None else started + timeout
     # trials that differ only in a closed-form model's refit settings share its factors, where that pays
-    shared, groups = SharedFits(), sharing_groups(registry.get("model", result.model).cls, result.trials)
+    shared, sharing = SharedFits(), worth_sharing(registry.get("model", result.model).cls, result.trials)
 
     def out_of_time() -> bool:
         return deadline is not None and time.perf_counter() >= deadline
@@ -342,8 +342,7 @@ def _search(result: TuneResult, registry: Registry, home: DataHome, timeout: flo
                 trial.status = "skipped"
                 continue
             reporter(TrialStarted(trial.number, len(result.trials), trial.params))
-            tick, share = time.perf_counter(), shared if groups[trial.number - 1] else None
-            shared.fits = groups[trial.number - 1] or shared.fits
+            tick, share = time.perf_counter(), shared if sharing[trial.number - 1] else None
             result.interrupted = _run_trial(trial, result, registry, home, reporter, stop_trial, save, share)
             trial.seconds += time.perf_counter() - tick
             save()

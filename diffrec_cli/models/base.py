@@ -168,9 +168,8 @@ class Recommender(nn.Module):
         factors included). Checked against free memory before anything is allocated; 0: nothing notable."""
         return 0
 
-    def factorise(self, train: sp.csr_matrix, fits: int) -> Any:
-        """The part of ``fit_closed_form`` that no ``refit_settings`` changes (models that declare some),
-        for ``fits`` fits to share: a model may keep something cheaper for a few than for many."""
+    def factorise(self, train: sp.csr_matrix) -> Any:
+        """The part of ``fit_closed_form`` that no ``refit_settings`` changes (models that declare some)."""
         raise NotImplementedError
 
     def fit_from(self, factors: Any) -> None:

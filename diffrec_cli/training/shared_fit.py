@@ -1,9 +1,8 @@
 """One factorisation for the closed-form fits of a search that differ only in a model's ``refit_settings``.
 
-``diffrec tune`` over EASE's ``reg`` would otherwise rebuild (and refactorise) the same Gram matrix for
-every λ. A ``SharedFits`` lives as long as one search: the first trial of a group ``factorise``s and every
-trial fits ``fit_from`` those factors; ``fits`` tells ``factorise`` how many trials the group has, so that a
-model can keep something cheap for a short grid and something that pays only over a long one. A group is everything that shapes the factors: the model (name, plugin, its
+``diffrec tune`` over EASE's ``reg`` would otherwise refactorise the same Gram matrix for every λ. A
+``SharedFits`` lives as long as one search: the first trial of a group ``factorise``s and every trial fits
+``fit_from`` those factors. A group is everything that shapes the factors: the model (name, plugin, its
 settings except the refit ones, components, reweighting) and the dataset (name and fingerprint). Only the
 newest group's factors are kept, so a search holds one set of factors at a time.
 """
@@ -39,7 +38,6 @@ class SharedFits:
     key: str | None = None
     factors: Any = None
     factorisations: int = 0  # how many times factors were computed (tests and progress read it)
-    fits: int = 2  # trials in the group of the fit about to run (the search sets it per trial)
 
     def fitter(self, model: "Recommender", spec: "ModelSpec", dataset: str,
                fingerprint: str) -> Callable[["sp.csr_matrix"], None]:
@@ -56,19 +54,17 @@ class SharedFits:
                 except DiffrecError:  # the factors would not fit beside the model: fit this trial alone
                     model.fit_closed_form(inputs)
                     return
-                self.factors = model.factorise(inputs, self.fits)
+                self.factors = model.factorise(inputs)
                 self.key, self.factorisations = key, self.factorisations + 1
             model.fit_from(self.factors)
 
         return fit
 
 
-def sharing_groups(model_cls: Any, trials: list[Any]) -> list[int]:
-    """For each planned trial (its ``params``): the size of its group, the trials whose settings differ only
-    in the model's ``refit_settings``, where that group is large enough for one shared ``factorise`` to pay
-    (``refit_break_even``); 0 where the trial fits alone."""
+def worth_sharing(model_cls: Any, trials: list[Any]) -> list[bool]:
+    """For each planned trial (its ``params``): whether its group, the trials whose settings differ only in
+    the model's ``refit_settings``, is large enough for one shared factorisation to pay (``refit_break_even``)."""
     refit = set(model_cls.refit_settings)
     keys = [json.dumps({k: v for k, v in t.params.items() if k not in refit}, sort_keys=True, default=str)
             for t in trials]
-    sizes = [keys.count(key) for key in keys]
-    return [n if refit and n >= model_cls.refit_break_even else 0 for n in sizes]
+    return [bool(refit) and keys.count(key) >= model_cls.refit_break_even for key in keys]

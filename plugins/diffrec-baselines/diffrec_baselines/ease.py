@@ -7,10 +7,9 @@ into B there too: one n_items² matrix (plus blocks of n_items × ``CHUNK``), in
 ``IN_PLACE_MAX_BYTES`` the factorisation goes through torch's LAPACK, whose calls each work on a copy: up to
 three n_items² matrices.
 
-A search over λ (``factorise`` / ``fit_from``) shares G itself over a short grid: each λ copies it into the
-weight buffer and solves there (two n_items² matrices). Over a long grid (``SPECTRUM_FITS`` λ values or
-more) it shares one eigendecomposition G = VΛVᵀ instead: P(λ) = V·diag(1/(Λ + λ))·Vᵀ for every λ, written
-into the weight buffer by blocks of eigenvectors (V beside the weight: also two n_items² matrices).
+A search over λ shares one eigendecomposition G = VΛVᵀ instead (``factorise`` / ``fit_from``):
+P(λ) = V·diag(1/(Λ + λ))·Vᵀ for every λ of the grid, written into the weight buffer by blocks of
+eigenvectors, so the search holds V beside the weight (two n_items² matrices).
 """
 
 from __future__ import annotations
@@ -29,10 +28,6 @@ from diffrec_cli.errors import DiffrecError
 from diffrec_cli.models.base import Recommender, rows_times
 
 CHUNK = 1024  # columns (or eigenvectors) per block: the only n_items-by-something temporaries
-# Measured on a 2-core AVX-512 CPU (scipy's LAPACK, float32, 5,921 items, benchmarks/ease_scale.py
-# --solvers): the eigendecomposition took 533 s, a Cholesky solve 23.5 s and B(λ) from the spectrum 7.5 s,
-# so one spectrum pays from about 33 λ values on; shorter grids share G and solve each λ.
-SPECTRUM_FITS = 33
 
 
 def ease_weights(gram: np.ndarray, reg: float) -> np.ndarray:
@@ -137,13 +132,6 @@ def _invert_with_torch(buffer: np.ndarray) -> None:
 
 
 @dataclass
-class SharedGram:
-    """G itself, shared by the fits of a short λ grid: each copies it and solves (no Gram rebuilt)."""
-
-    gram: np.ndarray
-
-
-@dataclass
 class GramSpectrum:
     """G = V·diag(values)·Vᵀ, shared by the fits of a λ grid (``values`` ascending, ``vectors`` columns)."""
 
@@ -192,8 +180,11 @@ class EASE(Recommender):
     name = "ease"
     closed_form = True
     refit_settings = ("reg",)
-    # Sharing G pays from the second λ: a copy of G costs far less than rebuilding it from X.
-    refit_break_even = 2
+    # Measured on a 2-core AVX-512 CPU (scipy's LAPACK, float32, 5,921 items, benchmarks/ease_scale.py
+    # --solvers): the eigendecomposition took 533 s, a Cholesky solve 23.5 s and B(λ) from the spectrum
+    # 7.5 s, so one spectrum pays from about 33 λ values on; shorter grids solve each λ alone (``diffrec
+    # tune`` decides per group of trials).
+    refit_break_even = 32
     test_settings: ClassVar[dict[str, Any]] = {"reg": 10.0}
     search_space: ClassVar[dict[str, list]] = {"reg": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]}
 
@@ -206,25 +197,24 @@ class EASE(Recommender):
         self.weight = nn.Parameter(torch.zeros(n_items, n_items), requires_grad=False)
 
     def fit_memory(self, train_nnz: int, *, factorised: bool = False) -> int:
-        """Beyond the weight: a float64 buffer when asked for, the shared G or eigenvectors when
-        ``factorised``, the blocks (X's columns, G's columns, a transposed block) and three sparse copies of X."""
+        """Beyond the weight: a float64 buffer when asked for, the eigenvectors when ``factorised``, the
+        blocks (X's columns, G's columns, a transposed block) and three sparse copies of X."""
         itemsize = 8 if self.float64 else 4
         square = self.n_items ** 2 * itemsize
         # Above IN_PLACE_MAX_BYTES, Cholesky and its inverse each work on a copy of the buffer: measured
         # 12.4 GiB peak RSS at 34,341 items in float32 (weight 4.4 GiB), so two squares beside the weight.
-        # Shared factors (G or the eigenvectors) are one more. In float64 the buffer itself is one more.
-        copies = (1 if factorised else 0) + (0 if solves_in_place(self.n_items, itemsize) else 2)
+        # The eigendecomposition holds the eigenvectors. In float64 the buffer itself is one more.
+        copies = 1 if factorised else (0 if solves_in_place(self.n_items, itemsize) else 2)
         buffers = (copies + (1 if self.float64 else 0)) * square
         return buffers + itemsize * CHUNK * (self.n_users + 2 * self.n_items) + 3 * 12 * train_nnz
 
-    def _gram(self, train: sp.csr_matrix, *, own_buffer: bool = False) -> np.ndarray:
-        """G in the buffer the solve works in (the weight itself in float32), or in a new one."""
+    def _gram(self, train: sp.csr_matrix) -> np.ndarray:
+        """G in the buffer the solve works in: the weight itself in float32."""
         dtype = np.float64 if self.float64 else np.float32
         x = sp.csr_matrix(train, dtype=dtype, copy=True)
         if not self.weight_gram:
             x.data[:] = 1.0  # the trainer hands the reweighted matrix; the Gram matrix takes its pattern only
-        out = np.empty((self.n_items,) * 2, dtype) if own_buffer else self._buffer(dtype)
-        return gram_into(out, x, CHUNK)
+        return gram_into(self._buffer(dtype), x, CHUNK)
 
     def _buffer(self, dtype: type) -> np.ndarray:
         """Where the n² work happens: the weight itself when it is a float32 CPU tensor, else a new array."""
@@ -240,21 +230,13 @@ class EASE(Recommender):
     def fit_closed_form(self, train: sp.csr_matrix) -> None:
         self._keep(solve_in_place(self._gram(train), self.reg, CHUNK))
 
-    def factorise(self, train: sp.csr_matrix, fits: int) -> SharedGram | GramSpectrum:
-        """What does not depend on ``reg``, for ``fits`` values of it: G, or its eigendecomposition for a
-        grid long enough to pay for one (``SPECTRUM_FITS``)."""
-        if fits >= SPECTRUM_FITS:
-            return spectrum_in_place(self._gram(train))
-        return SharedGram(self._gram(train, own_buffer=True))
+    def factorise(self, train: sp.csr_matrix) -> GramSpectrum:
+        """The eigendecomposition of G, which does not depend on ``reg``: shared by a grid over λ."""
+        return spectrum_in_place(self._gram(train))
 
     @torch.no_grad()
-    def fit_from(self, factors: SharedGram | GramSpectrum) -> None:
-        if isinstance(factors, GramSpectrum):
-            self._keep(b_from_spectrum(self._buffer(factors.vectors.dtype), factors, self.reg, CHUNK))
-            return
-        buffer = self._buffer(factors.gram.dtype)
-        np.copyto(buffer, factors.gram)
-        self._keep(solve_in_place(buffer, self.reg, CHUNK))
+    def fit_from(self, factors: GramSpectrum) -> None:
+        self._keep(b_from_spectrum(self._buffer(factors.vectors.dtype), factors, self.reg, CHUNK))
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -92,8 +92,7 @@ def test_a_singular_gram_matrix_is_refused_not_returned_as_nan():
 def test_the_grid_from_one_spectrum_equals_each_separate_fit(monkeypatch, float64):
     monkeypatch.setattr(ease, "CHUNK", 24)
     x = _matrix(n_users=200, n_items=300 if float64 else 600, density=0.02, seed=2)
-    shared = EASE(*x.shape, float64=float64).factorise(x, ease.SPECTRUM_FITS)
-    assert isinstance(shared, ease.GramSpectrum)
+    shared = EASE(*x.shape, float64=float64).factorise(x)
     for reg in (5.0, 50.0, 500.0):
         from_factors, alone = EASE(*x.shape, reg=reg, float64=float64), EASE(*x.shape, reg=reg, float64=float64)
         peak = _peak_bytes(lambda: from_factors.fit_from(shared))
@@ -102,22 +101,6 @@ def test_the_grid_from_one_spectrum_equals_each_separate_fit(monkeypatch, float6
         np.testing.assert_allclose(from_factors.weight.numpy(), _reference(x, reg), rtol=0, atol=1e-5)
         if not float64:  # P(λ) is built in the weight by eigenvector blocks, not as a second n² matrix
             assert peak < 3 * x.shape[1] * 24 * 4 < 0.15 * x.shape[1] ** 2 * 4
-
-
-@pytest.mark.parametrize("float64", [False, True])
-def test_a_short_grid_shares_the_gram_matrix_and_equals_each_separate_fit(float64):
-    x = _matrix(n_users=200, n_items=300, density=0.02, seed=3)
-    shared = EASE(*x.shape, float64=float64).factorise(x, 2)
-    assert isinstance(shared, ease.SharedGram) and shared.gram.dtype == (np.float64 if float64 else np.float32)
-    gram = shared.gram.copy()
-    np.testing.assert_allclose(gram, (x.T @ x).toarray(), rtol=0, atol=1e-6)
-    for reg in (5.0, 50.0, 500.0):
-        from_factors, alone = EASE(*x.shape, reg=reg, float64=float64), EASE(*x.shape, reg=reg, float64=float64)
-        from_factors.fit_from(shared)
-        alone.fit_closed_form(x)
-        np.testing.assert_array_equal(from_factors.weight.numpy(), alone.weight.numpy())  # the same solve
-        np.testing.assert_allclose(from_factors.weight.numpy(), _reference(x, reg), rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(shared.gram, gram)  # every λ solved on a copy: G is left as it was
 
 
 def test_float32_keeps_the_float64_top20_over_the_default_grid():
@@ -156,27 +139,21 @@ def test_a_grid_too_short_to_pay_for_the_spectrum_solves_each_reg_alone(demo_hom
                                                                        factorisations):
     calls = []
     original = EASE.factorise
-    monkeypatch.setattr(EASE, "factorise",
-                        lambda self, train, fits: (calls.append(fits), original(self, train, fits))[1])
+    monkeypatch.setattr(EASE, "factorise", lambda self, train: (calls.append(1), original(self, train))[1])
     monkeypatch.setattr(EASE, "refit_break_even", break_even)
     result = tune("ease", "demo", get_registry(), home=demo_home, space=SearchSpace({"reg": [20.0, 200.0, 2000.0]}))
     assert len(calls) == factorisations and [t.status for t in result.trials] == ["finished"] * 3
 
 
-@pytest.mark.parametrize("spectrum_fits,factors", [(33, "SharedGram"), (3, "GramSpectrum")])
-def test_tune_over_reg_factorises_once_and_matches_separate_fits(demo_home, monkeypatch, spectrum_fits, factors):
-    monkeypatch.setattr(ease, "SPECTRUM_FITS", spectrum_fits)  # the grid of 3 counts as short, then as long
-    made = []
-    monkeypatch.setattr(EASE, "fit_from", lambda self, f, original=EASE.fit_from: (made.append(type(f).__name__),
-                                                                                  original(self, f))[1])
+def test_tune_over_reg_factorises_once_and_matches_separate_fits(demo_home, monkeypatch):
+    monkeypatch.setattr(EASE, "refit_break_even", 2)
     calls = []
     original = EASE.factorise
-    monkeypatch.setattr(EASE, "factorise",
-                        lambda self, train, fits: (calls.append(fits), original(self, train, fits))[1])
+    monkeypatch.setattr(EASE, "factorise", lambda self, train: (calls.append(1), original(self, train))[1])
     grid = [20.0, 200.0, 2000.0]
     result = tune("ease", "demo", get_registry(), home=demo_home, space=SearchSpace({"reg": grid}),
                   fixed={"weight_gram": False, "reweighting": "time-linear"})
-    assert calls == [3] and made == [factors] * 3 and [t.status for t in result.trials] == ["finished"] * 3
+    assert len(calls) == 1 and [t.status for t in result.trials] == ["finished"] * 3
     data = demo_home.load("demo")
     inputs = reweighted_matrix(data.train, data.train_order, TimeLinearReweighting())
     for trial in result.trials:
@@ -195,7 +172,7 @@ def test_fits_share_factors_only_when_they_differ_in_refit_settings_alone():
         model, spec = build_model(get_registry(), "ease", {"reg": reg, "weight_gram": weight_gram},
                                   n_users=x.shape[0], n_items=x.shape[1])
         original = model.factorise
-        model.factorise = lambda train, fits, original=original: (calls.append(1), original(train, fits))[1]
+        model.factorise = lambda train, original=original: (calls.append(1), original(train))[1]
         shared.fitter(model, spec, "demo", "f1")(x)
         np.testing.assert_allclose(model.weight.numpy(), _reference(x, reg), atol=1e-4)
     assert len(calls) == shared.factorisations == 3  # weight_gram changes G; coming back to it refactorises
