@@ -101,3 +101,13 @@ def test_registering_a_class_keeps_working():
         "a": LinearSchedule, "b": LinearSchedule, LinearSchedule.name: LinearSchedule}
     with pytest.raises(TypeError, match="needs the class or its import path"):
         register("c")
+
+
+def test_training_imports_neither_the_compiler_nor_polars(home):
+    """torch._dynamo (with sympy, +70 MB) came in through the memory estimate's meta-device build and
+    polars (+40 MB) through the dataset's raw ids; a training run needs neither."""
+    home.ensure_demo()
+    packages = imported_packages("train", "--model", "diffrec", "--dataset", "demo", "--epochs", "1",
+                                 "--set", "steps=5", "--samples", "0", "--quiet", "--no-live")
+    assert "torch" in packages
+    assert not {"sympy", "polars"} & packages

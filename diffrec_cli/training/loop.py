@@ -234,12 +234,12 @@ def finish(model: Recommender, result: FitResult, best: Best, seconds: float, re
 
 
 def snapshot(epoch: int, model: Recommender, setup: Setup, result: FitResult, best: Best) -> TrainingState:
-    """The state to continue from after ``epoch`` (copies: training may go on while it is written)."""
+    """The state to continue from after ``epoch``: the live tensors, written before training goes on."""
     rng_tensors, rngs = rng_state(setup.shuffler)
     info = {"best": {"value": best.value, "epoch": best.epoch, "valid": best.valid, "test": best.test},
             "history": result.history, "epoch_seconds": result.epoch_seconds, "eval_seconds": result.eval_seconds,
             "model_state": model.training_state(), "rng": rngs}
-    return TrainingState(epoch, {k: v.detach().clone() for k, v in model.state_dict().items()}, best.state,
+    return TrainingState(epoch, {k: v.detach() for k, v in model.state_dict().items()}, best.state,
                          setup.optimizer.state_dict() if setup.optimizer is not None else None, rng_tensors, info)
 
 
