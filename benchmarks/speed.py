@@ -149,23 +149,23 @@ def interleaved(runners: dict, rounds: int) -> dict[str, float]:
     return {name: min(values) for name, values in times.items()}
 
 
-def one_run_peak_rss(home: str, threads: int) -> float:
-    """Peak RSS (MB) of a plain training run in a fresh process: precision auto, 2 epochs, 2 evaluations."""
+def one_run_peak_rss(data, threads: int) -> float:
+    """Peak RSS (MB) of ``diffrec train`` as a user runs it, in a fresh process: precision auto, 2 epochs,
+    an evaluation, a checkpoint and a resume state after each, on a scratch data home holding the split
+    as this version stores it."""
     import resource
     import subprocess
+    import tempfile
 
-    subprocess.run([sys.executable, __file__, "--rss-child", "--home", home, "--threads", str(threads)],
-                   check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    with tempfile.TemporaryDirectory() as home:
+        DataHome(Path(home)).save(data)
+        sets = [arg for key, value in MODEL.items() for arg in ("--set", f"{key}={value}")]
+        command = [sys.executable, "-m", "diffrec_cli", "train", "--home", home, "--dataset", data.name,
+                   "--model", "diffrec", "--epochs", "2", "--set", "eval_every=1", "--set", f"batch_size={BATCH}",
+                   *sets, "--samples", "0", "--quiet", "--no-live"]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"})
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-
-
-def rss_child(data, registry) -> None:
-    from diffrec_cli.training.loop import fit
-
-    settings = resolve_settings({"lr": 1e-3, "batch_size": BATCH, "epochs": 2, "eval_every": 1}, {}, seed=1,
-                                device="cpu", precision="auto", dataset=data.name)
-    model, _ = build_model(registry, "diffrec", dict(MODEL), n_users=data.n_users, n_items=data.n_items)
-    fit(model, data, settings.train)
 
 
 def main() -> None:
@@ -174,7 +174,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (the fastest counts)")
     parser.add_argument("--quick", action="store_true", help="1 timed epoch, reference evaluation extrapolated")
     parser.add_argument("--home", default=os.environ.get("DIFFREC_HOME"))
-    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     threads = (os.cpu_count() or 1) if args.threads == "all" else int(args.threads)
     torch.set_num_threads(threads)
@@ -184,14 +183,12 @@ def main() -> None:
         raise SystemExit("error: give --home or set DIFFREC_HOME (a data home with ml-1m_clean imported)")
     data = DataHome(Path(args.home)).load("ml-1m_clean")
     registry = load_plugins(entry_points=False).registry
-    if args.rss_child:
-        return rss_child(data, registry)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     print(f"DiffRec, ML-1M clean ({data.n_users:,} users, {data.n_items:,} items), dims {MODEL['dims']}, "
           f"T={MODEL['steps']}, batch {BATCH}; {threads} thread(s), torch {torch.__version__}", flush=True)
 
-    peak_one_run = one_run_peak_rss(args.home, threads)
+    peak_one_run = one_run_peak_rss(data, threads)
     ours = {p: prepare_ours(data, registry, p) for p in ("fp32", "bf16", "auto")}
     ref_run = prepare_reference(data)
     users = int((np.diff(data.train.indptr) > 0).sum())
@@ -231,7 +228,7 @@ def report(ours, floors, ref, agreement, profiles, peak_ours, threads, load_befo
     print(f"top-20 agreement, bf16 vs fp32 evaluation: {agreement:.4f}")
     for p, rows in profiles.items():
         print_breakdown(f"profile of one {p} training epoch", rows)
-    print(f"peak RSS: one training run (auto, 2 epochs, 2 evaluations, own process) {peak_ours['one_run']:.0f} MB;"
+    print(f"peak RSS: one `diffrec train` (auto, 2 epochs, 2 evaluations, own process) {peak_ours['one_run']:.0f} MB;"
           f" this benchmark's part before the reference {peak_ours['benchmark']:.0f} MB")
     print(f"wall {wall:.0f} s; "
           f"load average before/after {load_before:.2f}/{os.getloadavg()[0]:.2f}")
