@@ -87,7 +87,8 @@ class RunRecorder:
     def evaluated(self, event: Evaluated) -> None:
         self.eval_seconds.append(event.seconds)
         if event.is_best:  # the model holds exactly the weights that scored this
-            save_checkpoint(self.run.checkpoint_dir, self.model, self.meta.at_epoch(event.epoch, event.valid, event.test))
+            meta = self.meta.at_epoch(event.epoch, event.valid, event.test)
+            save_checkpoint(self.run.checkpoint_dir, self.model, meta)
         self.run.add_evaluation({"epoch": event.epoch, "valid": event.valid, "test": event.test,
                                  "seconds": event.seconds, "loss": self.epoch_loss})
         self.run.write_losses(self.optimizer_losses, self.diffusion_step_losses)
