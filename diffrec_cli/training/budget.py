@@ -91,7 +91,7 @@ class _NoFillsOnMeta(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in _RANDOM_FILLS:
+        if hasattr(func, "__name__") and func.__name__ in _RANDOM_FILLS:
             target = args[0] if args else kwargs.get("tensor")
             if isinstance(target, torch.Tensor) and target.is_meta:
                 return target
