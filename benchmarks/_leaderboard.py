@@ -50,13 +50,13 @@ class State:
 
     def merge(self, other: Path) -> list[str]:
         """Copy the models another cache folder (same settings, e.g. a parallel ``--models`` subset) has
-        finished and this one has not, with their vectors; the names copied."""
+        retrained for more seeds than this one, with their vectors; the names copied."""
         raw = json.loads((other / "state.json").read_text(encoding="utf-8"))
         if raw.get("config") != self.config:
             raise ValueError(f"{other} holds a leaderboard with other settings ({raw.get('config')})")
         copied = []
         for name, entry in raw["models"].items():
-            if "seeds" in entry and "seeds" not in self.models.get(name, {}):
+            if len(entry.get("seeds", {})) > len(self.models.get(name, {}).get("seeds", {})):
                 for seed in entry["seeds"]:
                     shutil.copyfile(other / "vectors" / f"{name}-s{seed}.npz", self.vector_path(name, int(seed)))
                 self.models[name] = entry
