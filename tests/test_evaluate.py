@@ -126,3 +126,20 @@ def test_users_without_ground_truth_do_not_count():
     # u5 (train 3): 4 ∈ {4} → hit. Mean over the 5 users with validation items (not all 7): 2/5.
     assert res["valid"]["users"] == 5
     assert res["valid"]["hit@1"] == pytest.approx(2 / 5)
+
+
+def test_scores_a_model_keeps_are_masked_in_a_copy_and_left_as_they_were():
+    """The test ranking masks the validation ranking's tensor further in place: that tensor must be a
+    copy, never the one the model handed back (here a broadcast view of one row it keeps)."""
+    data = _data()
+    kept = -torch.arange(N_ITEMS, dtype=torch.float32)  # item 0 first, then 1, ...
+    before = kept.clone()
+    shared = evaluate(lambda users, x: kept.expand(len(users), -1), data, ks=(1, 2, 5), batch_size=3)
+    assert torch.equal(kept, before)
+    fresh = evaluate(lambda users, x: kept.repeat(len(users), 1), data, ks=(1, 2, 5), batch_size=3)
+    assert shared == fresh
+    # user 0 (train 0, 1, 2): validation ranks 3 first (a hit); test masks 3 and 4 too, ranks 5 first (a hit)
+    alone = InteractionData(name="one", train=data.train[:1], valid=data.valid[:1], test=data.test[:1],
+                            user_ids=np.arange(1), item_ids=np.arange(N_ITEMS))
+    one = evaluate(lambda users, x: kept.expand(len(users), -1), alone, ks=(1,))
+    assert one["valid"]["hit@1"] == 1.0 and one["test"]["hit@1"] == 1.0

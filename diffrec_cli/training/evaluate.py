@@ -66,7 +66,9 @@ class MetricAccumulator:
         if not bool(has_truth.any()):
             self.add_totals([0.0] * (len(self.sums) + 1))
             return
-        values = per_user_metrics(scores[has_truth], truth[has_truth], self.ks)
+        if not bool(has_truth.all()):  # most batches have ground truth in every row: no copies then
+            scores, truth = scores[has_truth], truth[has_truth]
+        values = per_user_metrics(scores, truth, self.ks)
         self.add_totals([float(values[name].sum()) for name in self.sums] + [float(has_truth.sum())])
 
     def add_totals(self, totals: Sequence[float]) -> None:
@@ -91,7 +93,8 @@ def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str,
     """(split, user rows, scores with seen items at −inf, boolean truth) per batch and requested split.
 
     Validation masks training items; test masks training and validation items. Both come from the same
-    scores because a model's scores depend only on its input (the training interactions). With ``part``
+    scores because a model's scores depend only on its input (the training interactions); test masks the
+    validation ranking's tensor further, in place, so use each before asking for the next. With ``part``
     (rank, ranks) only every ranks-th batch from the rank-th on is scored: one rank's share.
     """
     batch_size = batch_size or eval_batch_size(data.n_items)
@@ -106,13 +109,17 @@ def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str,
         scores = score_fn(torch.from_numpy(rows).to(device), x).float()
         # masks built as booleans directly (a float matrix compared with 0 costs two more passes)
         seen = dense_rows(data.train, rows, device, torch.bool)
+        masked = None
         for s in ("valid", "test"):
-            if s == "test" and "test" in splits:
-                # from here on validation items are "seen" too
-                seen |= dense_rows(data.valid, rows, device, torch.bool)
-            if s in splits:
-                truth = dense_rows(data.split(s), rows, device, torch.bool)
-                yield s, rows, scores.masked_fill(seen, -math.inf), truth
+            if s not in splits:
+                continue
+            if masked is None:  # a copy: a model may hand back a tensor it keeps
+                if s == "test":
+                    seen |= dense_rows(data.valid, rows, device, torch.bool)
+                masked = scores.masked_fill(seen, -math.inf)
+            else:  # test after validation: its items join the masked copy, in place
+                masked.masked_fill_(dense_rows(data.valid, rows, device, torch.bool), -math.inf)
+            yield s, rows, masked, dense_rows(data.split(s), rows, device, torch.bool)
 
 
 @torch.no_grad()
