@@ -228,8 +228,8 @@ def report(ours, floors, ref, agreement, profiles, peak_ours, threads, load_befo
     print(f"top-20 agreement, bf16 vs fp32 evaluation: {agreement:.4f}")
     for p, rows in profiles.items():
         print_breakdown(f"profile of one {p} training epoch", rows)
-    print(f"peak RSS: one `diffrec train` (auto, 2 epochs, 2 evaluations, own process) {peak_ours['one_run']:.0f} MB;"
-          f" this benchmark's part before the reference {peak_ours['benchmark']:.0f} MB")
+    print(f"peak RSS: one `diffrec train` (auto, 2 epochs, 2 evaluations, own process) "
+          f"{peak_ours['one_run']:.0f} MB; this benchmark's part before the reference {peak_ours['benchmark']:.0f} MB")
     print(f"wall {wall:.0f} s; "
           f"load average before/after {load_before:.2f}/{os.getloadavg()[0]:.2f}")
     out = {"threads": threads, "torch": torch.__version__, "clock": kind, "ref_epoch_s": round(ref["epoch_s"], 4),
