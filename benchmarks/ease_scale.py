@@ -8,10 +8,11 @@ Builds the dataset once in the data home (``diffrec data generate`` then ``data 
 9,000 x 18,500 gives 8,517 users x 18,109 items), then runs each measured command in its own process and
 reads that process's peak RSS from ``wait4``:
 
-- ``diffrec train --model ease`` at one λ: the float32 fit, solved in place (the issue's target: peak RSS
-  <= 3.5 GB, i.e. <= 2.5 float32 n_items² matrices plus the interpreter);
-- ``diffrec tune --model ease`` over the ``--regs`` grid: one eigendecomposition shared by every λ
-  (target < 2 min on 2 cores);
+- ``diffrec train --model ease`` at one λ: one fit (the issue's target: peak RSS <= 3.5 GB). With fewer
+  users than items (8,517 x 18,109 here) EASE solves from the users' side: an n_users² inverse in float64
+  and sparse products written into the float32 weight; otherwise the items' side, in place;
+- ``diffrec tune --model ease`` over the ``--regs`` grid: a fit per λ (a grid this short does not pay for
+  a shared eigendecomposition; target < 2 min on 2 cores);
 - with ``--float64-fit``: the same single fit solved in float64 (the old precision), for the ratio;
 - with ``--refit-each``: one ``train`` per λ of the grid (a Cholesky solve each, no shared factors), the
   alternative to the tune's shared eigendecomposition (and in float64 too with ``--float64-fit``);
@@ -123,7 +124,7 @@ def main() -> None:
     rows, regs = [], [float(r) for r in args.regs.split(",")]
     base = ["--dataset", dataset, "--quiet", "--no-live"]
     if not args.skip_fit:
-        rows.append(("fit, float32 in place", *measured(["train", "--model", "ease", *base, "--set",
+        rows.append(("fit, one λ", *measured(["train", "--model", "ease", *base, "--set",
                                                          f"reg={regs[0]}"], env)))
     if args.float64_fit:
         rows.append(("fit, float64", *measured(["train", "--model", "ease", *base, "--set", f"reg={regs[0]}",

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from diffrec_cli import __version__
 from diffrec_cli.atomic import atomic_path, file_sha256, write_json
@@ -26,6 +26,7 @@ from diffrec_cli.models.spec import ModelSpec
 from diffrec_cli.registry import Registry
 from diffrec_cli.runs import CHECKPOINT_DIR
 from diffrec_cli.training.budget import check_rebuild_fits
+from diffrec_cli.training.tensor_file import save_tensors
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
@@ -106,8 +107,7 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, meta: Checkpoint
     folder = Path(folder)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "diffrec": FORMAT})
-        digest = file_sha256(tmp)
+        digest = save_tensors(tmp, state, {"format": "pt", "diffrec": FORMAT})
     write_json(folder / META, dataclasses.replace(meta, weights_sha256=digest).to_json())
     return folder / WEIGHTS
 

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from diffrec_cli.atomic import atomic_path, file_sha256, write_json
 from diffrec_cli.errors import DiffrecError
+from diffrec_cli.training.tensor_file import save_tensors
 
 FORMAT = "diffrec-resume/1"
 _NAME = re.compile(r"^epoch-(\d{6})\.json$")
@@ -116,8 +117,7 @@ def save_state(folder: str | Path, state: TrainingState) -> Path:
     folder = Path(folder)
     stem = f"epoch-{state.epoch:06d}"
     with atomic_path(folder / f"{stem}.safetensors") as tmp:
-        save_file(state.tensors(), str(tmp), metadata={"diffrec": FORMAT})
-        digest = file_sha256(tmp)
+        digest = save_tensors(tmp, state.tensors(), {"diffrec": FORMAT})
     write_json(folder / f"{stem}.json", {**state.to_json(), "sha256": digest})
     for old in folder.glob("epoch-*"):
         if not old.name.startswith(stem) and not old.name.startswith("."):

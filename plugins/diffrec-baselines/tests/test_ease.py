@@ -51,6 +51,7 @@ def _peak_bytes(call) -> int:
 @pytest.mark.parametrize("in_place", [True, False], ids=["scipy-in-place", "torch-copies"])
 def test_float32_fit_works_in_the_weight_itself(monkeypatch, in_place):
     monkeypatch.setattr(ease, "CHUNK", 40)
+    monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.0)  # the items' side, whatever the shape
     if not in_place:  # as if the catalogue were past the size scipy's LAPACK handles
         monkeypatch.setattr(ease, "IN_PLACE_MAX_BYTES", 0)
     x = _matrix(n_users=200, n_items=1000, density=0.01)
@@ -73,19 +74,35 @@ def test_in_place_limit_keeps_paper_sized_catalogues_off_scipys_lapack():
     assert not ease.solves_in_place(24_000, 4) and not ease.solves_in_place(20_000, 8)
 
 
-def test_float64_setting_solves_in_double_and_keeps_float32():
-    x = _matrix(seed=1)
+@pytest.mark.parametrize("users", [300, 600], ids=["users-side", "items-side"])
+def test_float64_setting_solves_in_double_and_keeps_float32(users):
+    x = _matrix(n_users=users, seed=1)
+    assert ease.solves_dual(*x.shape) == (users == 300)
     model = EASE(*x.shape, reg=5.0, float64=True)
     model.fit_closed_form(x)
     assert model.weight.dtype == torch.float32
     np.testing.assert_allclose(model.weight.numpy(), _reference(x, 5.0).astype(np.float32), rtol=0, atol=1e-7)
 
 
-def test_a_singular_gram_matrix_is_refused_not_returned_as_nan():
+def test_a_singular_gram_matrix_is_refused_not_returned_as_nan(monkeypatch):
+    monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.0)  # the items' side: G (rank 5) + 1e-30·I
     x = _matrix(n_users=5, n_items=30)
     model = EASE(*x.shape, reg=1e-30)
     with pytest.raises(Exception, match="positive definite|invert"):
         model.fit_closed_form(x)
+
+
+def test_from_the_users_side_a_vanishing_lambda_gives_eases_limit():
+    """With fewer users than items XXᵀ is positive definite: as λ → 0, Q = XᵀWX tends to the projection
+    onto X's row space, X⁺X, and B_ij = Q_ij / (1 − Q_jj) stays finite (the items' side cannot tell)."""
+    x = _matrix(n_users=5, n_items=30)
+    model = EASE(*x.shape, reg=1e-30)
+    model.fit_closed_form(x)
+    dense = x.toarray().astype(np.float64)
+    q = np.linalg.pinv(dense) @ dense
+    expected = q / (1.0 - np.diag(q))[None, :]
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(model.weight.numpy(), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("float64", [False, True])
@@ -189,6 +206,7 @@ def _catalogue(n_users: int, n_items: int, name: str) -> InteractionData:
 
 def test_an_amazon_book_sized_ease_is_refused_before_it_allocates(demo_home, monkeypatch):
     demo_home.save(_catalogue(200, 94_949, "book"))
+    monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.0)  # Amazon-book has more users than items
     monkeypatch.setattr(memory, "available_bytes", lambda: 24 * 2**30)
     result = CliRunner().invoke(app, ["train", "--model", "ease", "--dataset", "book", "--quiet", "--no-live"])
     assert result.exit_code == 2
@@ -200,6 +218,7 @@ def test_an_amazon_book_sized_ease_is_refused_before_it_allocates(demo_home, mon
 
 
 def test_the_estimate_counts_what_each_fit_holds(monkeypatch):
+    monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.0)  # the items' side (the users' side: below)
     registry = get_registry()
     data = _catalogue(50, 3000, "mid")
     base = resolve_settings({}, {}, model="ease", dataset="mid").train
@@ -221,3 +240,55 @@ def test_the_estimate_counts_what_each_fit_holds(monkeypatch):
     check_training_fits(registry, base, {}, data, torch.device("cpu"))  # float32 fits exactly
     with pytest.raises(DiffrecError, match=r"^fitting ease on mid \(3,000 items: weights, fit, evaluation\)"):
         check_training_fits(registry, base, {"float64": True}, data, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("weight_gram", [True, False])
+def test_the_users_side_gives_the_items_sides_b_in_the_weight_itself(monkeypatch, weight_gram):
+    """Woodbury: B from W = (λI + XXᵀ)⁻¹ equals B from (XᵀX + λI)⁻¹, reweighted values included, written
+    block by block into the weight; numpy's temporaries are the n_users² inverse and blocks."""
+    monkeypatch.setattr(ease, "CHUNK", 48)
+    x = _matrix(n_users=120, n_items=900, density=0.02, seed=3)
+    x.data = np.random.default_rng(3).uniform(0.1, 1.0, x.nnz).astype(np.float32)  # as a reweighting gives
+    assert ease.solves_dual(*x.shape)
+    pattern = x.copy()
+    pattern.data[:] = 1.0
+    for reg in (2.0, 50.0, 2000.0):
+        model = EASE(*x.shape, reg=reg, weight_gram=weight_gram)
+        storage = model.weight.data.data_ptr()
+        peak = _peak_bytes(lambda model=model: model.fit_closed_form(x))
+        assert model.weight.data.data_ptr() == storage
+        assert peak < 120**2 * 8 + 0.1 * 900**2 * 4
+        np.testing.assert_allclose(model.weight.numpy(), _reference(x if weight_gram else pattern, reg),
+                                   rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(np.diag(model.weight.numpy()), 0.0)
+        items_side = EASE(*x.shape, reg=reg, weight_gram=weight_gram)
+        monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.0)
+        items_side.fit_closed_form(x)
+        monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.75)
+        np.testing.assert_allclose(model.weight.numpy(), items_side.weight.numpy(), rtol=0, atol=1e-5)
+
+
+def test_the_users_side_hands_a_lambda_too_small_for_its_digits_to_the_items_side(monkeypatch):
+    """A user holding one item alone puts that item in X's row space: 1 − Q_jj = λ·P_jj then vanishes with
+    λ, and below ``DUAL_MIN_KEEP`` the items' side takes over (here it refuses: G has rank 41 < 200)."""
+    x = sp.vstack([_matrix(n_users=40, n_items=200, density=0.05, seed=4),
+                   sp.csr_matrix(([1.0], ([0], [7])), shape=(1, 200))]).tocsr()
+    sides = []
+    original = ease.solve_in_place
+    monkeypatch.setattr(ease, "solve_in_place", lambda *a: (sides.append("items"), original(*a))[1])
+    model = EASE(*x.shape, reg=1e-3)
+    model.fit_closed_form(x)
+    assert sides == []  # λ = 1e-3 keeps 1 − Q_jj above the limit
+    np.testing.assert_allclose(model.weight.numpy(), _reference(x, 1e-3), rtol=0, atol=1e-4)
+    with pytest.raises(DiffrecError, match="positive definite|invert"):
+        EASE(*x.shape, reg=1e-13).fit_closed_form(x)
+    assert sides == ["items"]
+
+
+def test_the_users_side_estimate_counts_its_inverse_and_blocks():
+    model = EASE(50, 3000)
+    nnz = 150
+    assert model.fit_memory(nnz) == 50**2 * 8 + 8 * ease.CHUNK * (2 * 50 + 3000) + 3 * 12 * nnz + 2 * 16 * nnz
+    assert EASE(50, 3000, float64=True).fit_memory(nnz) == model.fit_memory(nnz)  # float64 inside already
+    wide = EASE(30_000, 60_000)  # a 7.2 GB inverse: torch's LAPACK and its two copies
+    assert wide.fit_memory(nnz) >= 3 * 30_000**2 * 8
