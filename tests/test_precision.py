@@ -199,3 +199,40 @@ def test_a_resumed_run_replays_the_recorded_probe():
         assert (again.training, again.scoring, again.training_gflops) == (first.training, first.scoring, rates)
     assert replayed_probe(PrecisionChoice("fp32").to_json()) is None
     assert replayed_probe(None) is None
+
+
+def test_fused_linear_tanh_rounds_once_from_the_float32_accumulator(monkeypatch):
+    """oneDNN applies tanh to the float32 accumulator and rounds once: within one bf16 rounding of the
+    float32 result, and never further from it than the unfused GEMM → round → tanh → round chain."""
+    from diffrec_cli import mixed_precision
+
+    if mixed_precision._fused_linear_tanh() is None:
+        pytest.skip("this torch build has no oneDNN linear (the unfused path is tested below)")
+    torch.manual_seed(3)
+    h = torch.randn(37, 60).to(torch.bfloat16)
+    weight = (torch.randn(24, 60) * 0.2).to(torch.bfloat16)
+    bias = torch.randn(24).to(torch.bfloat16)
+    exact = torch.tanh(h.float() @ weight.float().T + bias.float())
+    fused = mixed_precision.linear_tanh(h, weight, bias)
+    assert fused.dtype == torch.bfloat16
+    fused_error = (fused.float() - exact).abs().max()
+    assert fused_error <= 2 ** -8  # tanh's values lie in (-1, 1): one bf16 rounding is at most 2⁻⁸ there
+    monkeypatch.setattr(mixed_precision, "_fused_linear_tanh", lambda: None)
+    unfused = mixed_precision.linear_tanh(h, weight, bias)
+    assert unfused.dtype == torch.bfloat16
+    assert fused_error <= (unfused.float() - exact).abs().max()
+    assert torch.equal(mixed_precision.linear_tanh(h.float(), weight.float(), bias.float()),
+                       torch.tanh(torch.addmm(bias.float(), h.float(), weight.float().T)))
+
+
+def test_bf16_scoring_with_middle_layers_stays_close_to_fp32():
+    torch.manual_seed(4)
+    schedule = LinearVarianceSchedule(steps=20, noise_scale=0.005, noise_min=0.005, noise_max=0.01)
+    model = DiffRec(20, 300, schedule=schedule, dims=[32, 48], emb_size=6).eval()  # two fused middle layers
+    x = (torch.rand(16, 300) < 0.1).float()
+    full = model.scores(torch.arange(16), x)
+    model.set_precision(torch.float32, torch.bfloat16)
+    low = model.scores(torch.arange(16), x)
+    assert low.dtype == torch.float32
+    assert 0 < (low - full).abs().max() < 0.05
+    assert topk_agreement(full, low, k=20) >= 0.9

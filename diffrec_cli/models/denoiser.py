@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.mixed_precision import ItemsAndStepLinear, LowPrecisionLinear, WeightCopies, tanh
+from diffrec_cli.mixed_precision import ItemsAndStepLinear, LowPrecisionLinear, WeightCopies, linear_tanh, tanh
 
 
 def step_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -156,7 +156,9 @@ class MLPDenoiser(nn.Module):
         # The step embedding's contribution to the first layer is the same row for every user.
         t = torch.arange(steps - 1, -1, -1, device=w_items.device)
         step_rows = (self.embed(t) @ first.weight[:, n_items:].T + first.bias).to(dtype)  # (steps, h1)
-        middle = [(layer.weight.T.contiguous().to(low), layer.bias.to(low)) for layer in self.layers[1:-1]]
+        # (Wᵀ, b) for addmm; the low-precision recursion's fused linear + tanh takes W as it is
+        middle = [(layer.weight.T.contiguous().to(low), layer.bias.to(low), layer.weight.to(low).contiguous())
+                  for layer in self.layers[1:-1]]
         folded = (w_items.T.contiguous(), fused_t, fused_bias, step_rows, middle)
         self._folded_cache = (key, folded)
         return folded
@@ -171,7 +173,7 @@ class MLPDenoiser(nn.Module):
         h = u
         for k in range(len(coef_x0)):
             h = (u + step_rows[k]).tanh_()
-            for weight_t, bias in middle:
+            for weight_t, bias, _ in middle:
                 h = torch.addmm(bias, h, weight_t).tanh_()
             if k < len(coef_x0) - 1:
                 # u ← c2·u + c1·(h·(W V)ᵀ + W c), one GEMM with accumulation
@@ -190,8 +192,8 @@ class MLPDenoiser(nn.Module):
         h = u
         for k in range(len(coef_x0)):
             h = torch.add(u, step_rows[k] + carried).tanh_().to(low)
-            for weight_t, bias in middle:
-                h = tanh(torch.addmm(bias, h, weight_t))
+            for _, bias, weight in middle:
+                h = linear_tanh(h, weight, bias)
             if k < len(coef_x0) - 1:
                 u = u.mul_(coef_xt[k]).add_(h @ fused_t, alpha=coef_x0[k])
                 carried = carried * coef_xt[k] + coef_x0[k] * fused_bias
