@@ -275,7 +275,8 @@ class EASE(Recommender):
         blocks; from the items' side a float64 buffer when asked for, the eigenvectors when ``factorised``;
         either way the blocks (X's columns, G's rows, a transposed block) and sparse copies of X."""
         sparse = 3 * 12 * train_nnz
-        if not factorised and solves_dual(self.n_users, self.n_items):
+        if solves_dual(self.n_users, self.n_items):
+            sparse += 12 * train_nnz if factorised else 0  # a search keeps a copy of X instead of a spectrum
             inverse = self.n_users ** 2 * 8
             copies = 0 if solves_in_place(self.n_users, 8) else 2  # as below: torch's LAPACK works on copies
             # per block of items: (W·X_block)ᵀ, its transpose, and XᵀWX_block, in float64; X as int64 CSR twice
@@ -321,13 +322,19 @@ class EASE(Recommender):
                 pass  # the items' side then solves, or says why it cannot
         self._keep(solve_in_place(self._gram(train), self.reg, CHUNK))
 
-    def factorise(self, train: sp.csr_matrix) -> GramSpectrum:
-        """The eigendecomposition of G, which does not depend on ``reg``: shared by a grid over λ."""
+    def factorise(self, train: sp.csr_matrix) -> GramSpectrum | sp.csr_matrix:
+        """What a grid over λ shares: the eigendecomposition of G, which does not depend on ``reg``; from
+        the users' side nothing (a fit there costs less than any n_items² spectrum), so the matrix itself."""
+        if solves_dual(*train.shape):
+            return sp.csr_matrix(train, copy=True)
         return spectrum_in_place(self._gram(train))
 
     @torch.no_grad()
-    def fit_from(self, factors: GramSpectrum) -> None:
-        self._keep(b_from_spectrum(self._buffer(factors.vectors.dtype), factors, self.reg, CHUNK))
+    def fit_from(self, factors: GramSpectrum | sp.csr_matrix) -> None:
+        if isinstance(factors, GramSpectrum):
+            self._keep(b_from_spectrum(self._buffer(factors.vectors.dtype), factors, self.reg, CHUNK))
+        else:
+            self.fit_closed_form(factors)
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

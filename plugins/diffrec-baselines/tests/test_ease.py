@@ -108,6 +108,7 @@ def test_from_the_users_side_a_vanishing_lambda_gives_eases_limit():
 @pytest.mark.parametrize("float64", [False, True])
 def test_the_grid_from_one_spectrum_equals_each_separate_fit(monkeypatch, float64):
     monkeypatch.setattr(ease, "CHUNK", 24)
+    monkeypatch.setattr(ease, "DUAL_MAX_USERS_PER_ITEM", 0.0)  # the spectrum is the items' side's
     x = _matrix(n_users=200, n_items=300 if float64 else 600, density=0.02, seed=2)
     shared = EASE(*x.shape, float64=float64).factorise(x)
     for reg in (5.0, 50.0, 500.0):
@@ -292,3 +293,19 @@ def test_the_users_side_estimate_counts_its_inverse_and_blocks():
     assert EASE(50, 3000, float64=True).fit_memory(nnz) == model.fit_memory(nnz)  # float64 inside already
     wide = EASE(30_000, 60_000)  # a 7.2 GB inverse: torch's LAPACK and its two copies
     assert wide.fit_memory(nnz) >= 3 * 30_000**2 * 8
+
+
+def test_a_search_on_the_users_side_shares_no_spectrum(monkeypatch):
+    """From the users' side every λ's fit costs less than one n_items² eigendecomposition: ``factorise``
+    hands the matrix on and ``fit_from`` fits from it, to ``fit_closed_form``'s B."""
+    x = _matrix(n_users=60, n_items=300, density=0.04, seed=5)
+    monkeypatch.setattr(ease, "spectrum_in_place", lambda buffer: pytest.fail("an n_items² spectrum"))
+    model = EASE(*x.shape)
+    shared = model.factorise(x)
+    assert sp.issparse(shared) and (shared != x).nnz == 0
+    assert model.fit_memory(x.nnz, factorised=True) == model.fit_memory(x.nnz) + 12 * x.nnz
+    for reg in (5.0, 500.0):
+        from_factors, alone = EASE(*x.shape, reg=reg), EASE(*x.shape, reg=reg)
+        from_factors.fit_from(shared)
+        alone.fit_closed_form(x)
+        assert torch.equal(from_factors.weight, alone.weight)
