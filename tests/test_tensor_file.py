@@ -82,3 +82,19 @@ def test_what_it_cannot_take_goes_through_safetensors(tmp_path):
     digest = save_tensors(path, {"c": torch.ones(2, dtype=torch.complex64)}, {})
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert torch.equal(load_file(str(path))["c"], torch.ones(2, dtype=torch.complex64))
+
+
+def test_a_failing_hash_is_raised_not_recorded(tmp_path, monkeypatch):
+    class Broken:
+        def __init__(self, data):
+            pass
+
+        def update(self, data):
+            raise MemoryError("no room to hash")
+
+        def hexdigest(self):
+            return "0" * 64
+
+    monkeypatch.setattr(tensor_file.hashlib, "sha256", Broken)
+    with pytest.raises(MemoryError, match="no room to hash"):
+        write_tensors(tmp_path / "t.safetensors", {"x": torch.ones(3)}, {})

@@ -59,9 +59,17 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadat
     ordered = sorted(tensors.items(), key=lambda item: (-item[1].element_size(), item[0]))
     header = _header(ordered, metadata)
     views = [_raw_bytes(tensor) for _, tensor in ordered]
-    digest = hashlib.sha256(header)
+    digest, failures = hashlib.sha256(header), []
+
+    def hash_all() -> None:
+        try:
+            for view in views:
+                digest.update(view)
+        except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, raised there
+            failures.append(exc)
+
     # hashlib releases the GIL on large buffers, as file writes do: the hash runs beside the write
-    hasher = threading.Thread(target=lambda: [digest.update(view) for view in views], daemon=True)
+    hasher = threading.Thread(target=hash_all, daemon=True)
     hasher.start()
     try:
         with open(path, "wb") as handle:
@@ -71,6 +79,8 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadat
                     handle.write(view[start:start + WRITE_BLOCK])
     finally:
         hasher.join()
+    if failures:
+        raise failures[0]
     return digest.hexdigest()
 
 
