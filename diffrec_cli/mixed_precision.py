@@ -34,7 +34,9 @@ class LowPrecisionLinear(torch.autograd.Function):
 class ItemsAndStepLinear(torch.autograd.Function):
     """The denoiser's first layer on [x, step embedding] without the gradient nobody needs.
 
-    Forward is the plain layer on the concatenation (the same products, bit for bit, as before). Backward
+    Forward is the plain layer on the concatenation (the same products, bit for bit, as before); an ``x``
+    as wide as the layer's input already has the embedding's columns free at its end and is filled in place
+    (the input dropout writes into such a buffer) instead of being concatenated. Backward
     computes the weight gradient and the embedding's input gradient only: with autograd, the embedding in
     the concatenated input makes it compute the whole (batch × n_items) input gradient, a GEMM as large as
     the layer itself, of which all but the embedding's columns is discarded (``x`` needs none).
@@ -44,9 +46,14 @@ class ItemsAndStepLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, emb, weight, bias, weight_low):  # type: ignore[override]
         compute = weight if weight_low is None else weight_low
-        h = torch.cat([x, emb.to(x.dtype)], dim=-1)
+        n_items = weight.shape[1] - emb.shape[1]
+        if x.shape[1] == weight.shape[1]:
+            h = x
+            h[:, n_items:] = emb.detach()
+        else:
+            h = torch.cat([x, emb.to(x.dtype)], dim=-1)
         ctx.save_for_backward(h, compute)
-        ctx.n_items = x.shape[1]
+        ctx.n_items = n_items
         return torch.addmm(bias.to(x.dtype), h, compute.t())
 
     @staticmethod

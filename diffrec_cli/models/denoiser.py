@@ -79,32 +79,35 @@ class MLPDenoiser(nn.Module):
         self.training_copies = None if training == torch.float32 else WeightCopies(training)
         self.scoring_dtype = scoring
 
-    def _input_dropout(self, x: torch.Tensor) -> torch.Tensor:
+    def _input_dropout(self, x: torch.Tensor, room: int = 0) -> torch.Tensor:
         # Same distribution as nn.Dropout, but a uniform draw and a compare cost about half of the
         # bernoulli kernel on a CPU, and this runs on every (batch × n_items) input. The mask is built in
-        # the uniform draw's own buffer (no further (batch × n_items) temporaries).
+        # the uniform draw's own buffer; the scaled result goes into a buffer with ``room`` more columns,
+        # where the first layer finds its input already concatenated (one (batch × n_items) copy fewer).
         if not self.training or self.dropout == 0.0:
             return x
         keep = torch.rand_like(x).ge_(self.dropout)
         kept = keep.mul_(x) if not x.requires_grad else x * keep
-        low = self.training_copies
-        if low is None or kept.requires_grad:
+        if kept.requires_grad:
             return kept.mul_(1.0 / (1.0 - self.dropout))
-        # scaled and cast to the compute dtype in one pass
-        return torch.mul(kept, 1.0 / (1.0 - self.dropout), out=torch.empty(kept.shape, dtype=low.dtype, device=kept.device))
+        low = self.training_copies
+        wide = torch.empty((x.shape[0], x.shape[1] + room), dtype=kept.dtype if low is None else low.dtype,
+                           device=x.device)
+        torch.mul(kept, 1.0 / (1.0 - self.dropout), out=wide[:, :x.shape[1]])  # scaled (and cast) in one pass
+        return wide
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
             x = F.normalize(x)
-        x = self._input_dropout(x)
         first = self.layers[0]
         if _autocast_on(x.device.type):
             # a model without its own mixed-precision path trains this denoiser under autocast (L-DiffRec):
             # autocast casts inside the custom Functions' forward but not in their backward, so plain ops here
-            h = first(torch.cat([x, self.embed(t).to(x.dtype)], dim=-1))
+            h = first(torch.cat([self._input_dropout(x), self.embed(t).to(x.dtype)], dim=-1))
             for layer in self.layers[1:]:
                 h = layer(tanh(h))
             return h
+        x = self._input_dropout(x, room=self.emb_size)
         low = self.training_copies if self.training else None
         if low is None:
             h = ItemsAndStepLinear.apply(x, self.embed(t).to(x.dtype), first.weight, first.bias, None)
