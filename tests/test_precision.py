@@ -152,6 +152,29 @@ def test_first_layer_without_concatenation_matches_the_concatenated_layer():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_into_the_wide_buffer_trains_bit_for_bit_like_the_concatenation(dtype):
+    """The dropout's result written beside free embedding columns gives the same loss and gradients, to
+    the bit, as the concatenated input it replaces."""
+    from diffrec_cli.models.denoiser import MLPDenoiser
+
+    results = []
+    for room in (True, False):
+        torch.manual_seed(5)
+        denoiser = MLPDenoiser(50, (8, 12), 4, 0.5, False).train()
+        denoiser.set_precision(dtype, torch.float32)
+        if not room:
+            wide = denoiser._input_dropout
+            denoiser._input_dropout = lambda x, room=0: wide(x, 0)
+        x, t = (torch.rand(6, 50) < 0.2).float(), torch.tensor([0, 3, 1, 2, 5, 4])
+        out = denoiser(x, t)
+        loss = (out.float() ** 2).sum()
+        results.append((out, torch.autograd.grad(loss, list(denoiser.parameters()))))
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        assert torch.equal(a, b)
+
+
 def test_row_mse_and_its_gradient_match_the_plain_expression():
     torch.manual_seed(1)
     output, target = torch.randn(4, 9, requires_grad=True), torch.rand(4, 9)
