@@ -152,7 +152,7 @@ def _invert_with_torch(buffer: np.ndarray) -> None:
 
 # The users' side pays when users are at most this share of items: its inverse is n_users² in float64 (about
 # 2·n_users³ float32-equivalent flops) plus sparse products, against n_items³ for the items' side. Measured on
-# 8,517 users × 18,109 items (2 cores): 23 s per λ from the items' side, 10–12 s from the users' side.
+# 8,517 users × 18,109 items (2 cores): 23–25 s per λ from the items' side, 12–13 s from the users' side.
 DUAL_MAX_USERS_PER_ITEM = 0.75
 
 
