@@ -95,15 +95,8 @@ class TrainingState:
         out.update(self.rng_tensors)
         if self.optimizer is not None:
             out.update(_flatten_optimizer(self.optimizer)[0])
-        plain, storages = {}, set()
-        for key, value in out.items():
-            value = value.detach().contiguous().cpu()
-            storage = value.untyped_storage().data_ptr()
-            # safetensors refuses two tensors over one storage (the best weights are the model's own once
-            # training is over): only those are copied
-            plain[key] = value.clone() if storage in storages else value
-            storages.add(storage)
-        return plain
+        # the best weights can be the model's own tensors once training is over: the writer takes both
+        return {k: v.detach().contiguous().cpu() for k, v in out.items()}
 
     def to_json(self) -> dict[str, Any]:
         optimizer = _flatten_optimizer(self.optimizer)[1] if self.optimizer is not None else None

@@ -85,8 +85,14 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadat
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
-    """``write_tensors`` where it applies, else safetensors' own writer and a hash of what it wrote."""
+    """``write_tensors`` where it applies, else safetensors' own writer and a hash of what it wrote (that
+    writer refuses two tensors over one storage: only those are copied for it)."""
     if writable(tensors):
         return write_tensors(path, tensors, metadata)
-    save_file(dict(tensors), str(path), metadata=dict(metadata))
+    plain, storages = {}, set()
+    for key, value in tensors.items():
+        storage = value.untyped_storage().data_ptr()
+        plain[key] = value.clone() if storage in storages else value
+        storages.add(storage)
+    save_file(plain, str(path), metadata=dict(metadata))
     return file_sha256(Path(path))
