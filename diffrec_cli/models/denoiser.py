@@ -159,9 +159,9 @@ class MLPDenoiser(nn.Module):
         # The step embedding's contribution to the first layer is the same row for every user.
         t = torch.arange(steps - 1, -1, -1, device=w_items.device)
         step_rows = (self.embed(t) @ first.weight[:, n_items:].T + first.bias).to(dtype)  # (steps, h1)
-        # (Wᵀ, b) for addmm; the low-precision recursion's fused linear + tanh takes W as it is
-        middle = [(layer.weight.T.contiguous().to(low), layer.bias.to(low), layer.weight.to(low).contiguous())
-                  for layer in self.layers[1:-1]]
+        # float recursion: (Wᵀ, b) for addmm; low-precision one: (W, b) as its fused linear + tanh takes them
+        middle = [(layer.weight.T.contiguous().to(low) if low == dtype else layer.weight.to(low).contiguous(),
+                   layer.bias.to(low)) for layer in self.layers[1:-1]]
         folded = (w_items.T.contiguous(), fused_t, fused_bias, step_rows, middle)
         self._folded_cache = (key, folded)
         return folded
@@ -176,7 +176,7 @@ class MLPDenoiser(nn.Module):
         h = u
         for k in range(len(coef_x0)):
             h = (u + step_rows[k]).tanh_()
-            for weight_t, bias, _ in middle:
+            for weight_t, bias in middle:
                 h = torch.addmm(bias, h, weight_t).tanh_()
             if k < len(coef_x0) - 1:
                 # u ← c2·u + c1·(h·(W V)ᵀ + W c), one GEMM with accumulation
@@ -195,7 +195,7 @@ class MLPDenoiser(nn.Module):
         h = u
         for k in range(len(coef_x0)):
             h = torch.add(u, step_rows[k] + carried).tanh_().to(low)
-            for _, bias, weight in middle:
+            for weight, bias in middle:
                 h = linear_tanh(h, weight, bias)
             if k < len(coef_x0) - 1:
                 u = u.mul_(coef_xt[k]).add_(h @ fused_t, alpha=coef_x0[k])
