@@ -276,7 +276,7 @@ class EASE(Recommender):
         either way the blocks (X's columns, G's rows, a transposed block) and sparse copies of X."""
         sparse = 3 * 12 * train_nnz
         if solves_dual(self.n_users, self.n_items):
-            sparse += 12 * train_nnz if factorised else 0  # a search keeps a copy of X instead of a spectrum
+            sparse += 12 * train_nnz if factorised else 0  # a search keeps its X alive instead of a spectrum
             inverse = self.n_users ** 2 * 8
             copies = 0 if solves_in_place(self.n_users, 8) else 2  # as below: torch's LAPACK works on copies
             # per block of items: (W·X_block)ᵀ, its transpose, and XᵀWX_block, in float64; X as int64 CSR twice
@@ -324,9 +324,10 @@ class EASE(Recommender):
 
     def factorise(self, train: sp.csr_matrix) -> GramSpectrum | sp.csr_matrix:
         """What a grid over λ shares: the eigendecomposition of G, which does not depend on ``reg``; from
-        the users' side nothing (a fit there costs less than any n_items² spectrum), so the matrix itself."""
+        the users' side nothing (a fit there costs less than any n_items² spectrum), so the matrix itself
+        (each fit copies what it changes)."""
         if solves_dual(*train.shape):
-            return sp.csr_matrix(train, copy=True)
+            return train
         return spectrum_in_place(self._gram(train))
 
     @torch.no_grad()
