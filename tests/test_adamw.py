@@ -67,3 +67,26 @@ def test_a_training_step_does_not_import_the_compiler():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[:2] == ["FusedAdamW", "False"]
     assert abs(float(out[2]) - (1 - 1e-3)) < 1e-6  # Adam's first step moves each weight by lr
+
+
+def test_training_drops_the_gradients_right_after_each_optimiser_step(tiny):
+    # the next batch's forward pass then runs without last step's gradients in memory
+    from diffrec_cli.config import resolve_settings
+    from diffrec_cli.models.build import build_model
+    from diffrec_cli.plugins import load_plugins
+    from diffrec_cli.training.events import StepFinished
+    from diffrec_cli.training.loop import fit
+
+    from conftest import FAST_MODEL, FAST_TRAIN
+
+    registry = load_plugins(entry_points=False).registry
+    model, _ = build_model(registry, "diffrec", dict(FAST_MODEL), n_users=tiny.n_users, n_items=tiny.n_items)
+    config = resolve_settings(dict(FAST_TRAIN), {}, dataset=tiny.name, device="cpu", precision="fp32").train
+    seen = []
+
+    def reporter(event):
+        if isinstance(event, StepFinished):
+            seen.append([p.grad is None for p in model.parameters()])
+
+    fit(model, tiny, config, reporter)
+    assert len(seen) >= 2 and all(all(step) for step in seen)

@@ -214,6 +214,28 @@ def test_training_losses_records_weighted_loss_before_dividing_by_pt():
     assert float(out[0]) == pytest.approx(recorded / (float(probs[s]) * 4), rel=1e-5)
 
 
+def test_training_losses_leave_given_noise_untouched_and_match_drawn_noise():
+    # drawn noise is overwritten by x_t (a buffer fewer); noise handed in by a caller must stay as it was
+    d = GaussianDiffusion(BETAS, sampling="uniform")
+    x0 = (torch.rand(5, 8) < 0.5).float()
+    t = torch.tensor([0, 1, 2, 4, 5])
+    seen = []
+
+    def denoiser(xt, steps):
+        seen.append(xt.clone())
+        return torch.tanh(xt)
+
+    torch.manual_seed(11)
+    drawn = d.training_losses(denoiser, x0, steps=t)
+    torch.manual_seed(11)
+    noise = torch.randn_like(x0)
+    kept = noise.clone()
+    given = d.training_losses(denoiser, x0, steps=t, noise=noise)
+    assert torch.equal(noise, kept)
+    assert torch.equal(seen[0], seen[1]) and torch.equal(drawn, given)
+    torch.testing.assert_close(seen[1], d.q_sample(x0, t, kept), rtol=0, atol=0)
+
+
 # ----- inference (Algorithm 2) --------------------------------------------------------------------
 def _toy_denoiser(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(0.8 * xt + 0.05 * t[:, None].to(xt.dtype) - 0.3)

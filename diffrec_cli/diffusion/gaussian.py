@@ -191,12 +191,15 @@ class GaussianDiffusion(nn.Module):
         replace the drawn ones, to reproduce a given step.
         """
         t, pt = self.sample_steps(x0.shape[0], x0.device, steps)
-        noise = torch.randn_like(x0) if noise is None else noise
+        drawn = noise is None
+        noise = torch.randn_like(x0) if drawn else noise
         if self.prediction == "x0" and not return_x0 and not self.noiseless:
-            # q_sample's products accumulated in place into the √ᾱ·x_0 buffer (one (batch × n_items)
-            # temporary fewer; the same roundings)
-            xt = (self._at("sqrt_alphas_cumprod", t, x0) * x0).addcmul_(
-                self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise)
+            # q_sample's fused multiply-add (the same roundings), written over noise drawn here: nothing needs
+            # the noise afterwards, so no second (batch × n_items) buffer stays alive through the forward pass
+            xt = torch.addcmul(self._at("sqrt_alphas_cumprod", t, x0) * x0,
+                               self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise,
+                               out=noise if drawn else None)
+            del noise
         else:
             xt = self.q_sample(x0, t, noise)
         output = denoiser(xt, t)

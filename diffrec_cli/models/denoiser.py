@@ -162,7 +162,9 @@ class MLPDenoiser(nn.Module):
         # float recursion: (Wᵀ, b) for addmm; low-precision one: (W, b) as its fused linear + tanh takes them
         middle = [(layer.weight.T.contiguous().to(low) if low == dtype else layer.weight.to(low).contiguous(),
                    layer.bias.to(low)) for layer in self.layers[1:-1]]
-        folded = (w_items.T.contiguous(), fused_t, fused_bias, step_rows, middle)
+        # the item block's transpose as a view: BLAS reads it in place, and a float32 copy of an
+        # n_items-wide matrix would be held as long as the cache
+        folded = (w_items.T, fused_t, fused_bias, step_rows, middle)
         self._folded_cache = (key, folded)
         return folded
 

@@ -105,8 +105,7 @@ def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str,
     users = np.flatnonzero(needed)
     for lo in range(part[0] * batch_size, len(users), part[1] * batch_size):
         rows = users[lo:lo + batch_size]
-        x = dense_rows(inputs, rows, device)
-        scores = score_fn(torch.from_numpy(rows).to(device), x).float()
+        scores = score_fn(torch.from_numpy(rows).to(device), dense_rows(inputs, rows, device)).float()
         # masks built as booleans directly (a float matrix compared with 0 costs two more passes)
         seen = dense_rows(data.train, rows, device, torch.bool)
         masked = None
@@ -117,6 +116,8 @@ def _ranked_batches(score_fn: ScoreFn, data: InteractionData, splits: tuple[str,
                 if s == "test":
                     seen |= dense_rows(data.valid, rows, device, torch.bool)
                 masked = scores.masked_fill(seen, -math.inf)
+                # neither the input rows nor the unmasked scores stay alive while the metrics are computed
+                scores = seen = None
             else:  # test after validation: its items join the masked copy, in place
                 masked.masked_fill_(dense_rows(data.valid, rows, device, torch.bool), -math.inf)
             yield s, rows, masked, dense_rows(data.split(s), rows, device, torch.bool)

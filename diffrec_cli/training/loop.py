@@ -71,6 +71,7 @@ class Best:
             return False
         self.value, self.epoch = metrics["valid"][metric], epoch
         self.valid, self.test = metrics["valid"], metrics["test"]
+        self.state = None  # the previous copy is freed before the new one is made, not held alongside it
         self.state = {k: v.detach().cpu().clone() if copy else v.detach() for k, v in model.state_dict().items()}
         return True
 
@@ -154,10 +155,11 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
                                                          setup.shuffler, setup.device), start=1):
         with setup.autocast():
             loss = model.loss(batch)
-        setup.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         setup.parallel.reduce_gradients(model, batch.share)
         setup.optimizer.step()
+        # dropped at once, not before the next backward: the next forward pass runs without them in memory
+        setup.optimizer.zero_grad(set_to_none=True)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingFailed(f"training diverged: the loss is {value} at epoch {epoch}, step {steps}; the run "
