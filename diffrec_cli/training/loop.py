@@ -1,9 +1,10 @@
 """The training loop, in nanoGPT order: step, evaluate, checkpoint, log. It only trains.
 
 ``fit`` runs epochs of optimiser steps over a built model and evaluates on validation every ``eval_every``
-epochs, keeping the best weights (by the validation ``metric``) in memory and stopping after ``patience``
-epochs without improvement. Everything else listens to the events it reports (``training/events.py``): the
-run recorder writes the run folder and the best checkpoint, progress panels draw, plugin callbacks track.
+epochs, keeping the best weights (by the validation ``metric``) in a temporary file and stopping after
+``patience`` epochs without improvement. Everything else listens to the events it reports
+(``training/events.py``): the run recorder writes the run folder and the best checkpoint, progress panels
+draw, plugin callbacks track.
 ``training/job.py`` puts these together for ``diffrec train``.
 """
 
@@ -29,6 +30,7 @@ from diffrec_cli.training.distributed import Parallel, join, require_distributab
 from diffrec_cli.training.evaluate import eval_batch_size
 from diffrec_cli.training.events import (EpochFinished, Evaluated, Reporter, ResumePoint, StepFinished,
                                          TrainingFinished, TrainingStarted, silent)
+from diffrec_cli.training.kept_weights import KeptWeights
 from diffrec_cli.training.precision import PrecisionChoice, Probe, check_scoring, choose_precision, probe_gemms
 from diffrec_cli.training.resume import TrainingState, rng_state, set_rng_state
 
@@ -61,7 +63,7 @@ class Best:
     epoch: int = 0
     valid: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
-    state: dict[str, torch.Tensor] | None = None
+    weights: KeptWeights | None = None
 
     def offer(self, epoch: int, metrics: dict[str, dict[str, float]], metric: str, model: torch.nn.Module,
               copy: bool = True) -> bool:
@@ -71,9 +73,21 @@ class Best:
             return False
         self.value, self.epoch = metrics["valid"][metric], epoch
         self.valid, self.test = metrics["valid"], metrics["test"]
-        self.state = None  # the previous copy is freed before the new one is made, not held alongside it
-        self.state = {k: v.detach().cpu().clone() if copy else v.detach() for k, v in model.state_dict().items()}
+        self.keep(model.state_dict(), copy)
         return True
+
+    def keep(self, state: dict[str, torch.Tensor], copy: bool = True) -> None:
+        """Hold ``state`` (a copy, in a temporary file where possible; or the tensors themselves)."""
+        if self.weights is not None:  # the previous copy goes before the new one is made
+            self.weights.close()
+            self.weights = None
+        self.weights = KeptWeights.copy_of(state) if copy else KeptWeights.holding(
+            {k: v.detach() for k, v in state.items()})
+
+    @property
+    def state(self) -> dict[str, torch.Tensor] | None:
+        """The kept weights (read back if they were written out), or None before the first evaluation."""
+        return None if self.weights is None else self.weights.tensors()
 
 
 @dataclass
@@ -226,8 +240,9 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
 
 def finish(model: Recommender, result: FitResult, best: Best, seconds: float, reporter: Reporter) -> FitResult:
     """Back to the best weights; the result and the closing event report the best evaluation."""
-    if best.state is not None:
-        model.load_state_dict(best.state)
+    if best.weights is not None:
+        model.load_state_dict(best.weights.tensors())
+        best.weights.close()
     model.eval()
     result.best_epoch, result.valid, result.test, result.total_seconds = best.epoch, best.valid, best.test, seconds
     reporter(TrainingFinished(best.epoch, result.epochs_run, result.stopped_early, result.interrupted, seconds,
@@ -254,7 +269,9 @@ def restore(state: TrainingState, model: Recommender, setup: Setup, result: FitR
         setup.optimizer.load_state_dict(state.optimizer)
     record = state.info["best"]
     best.value, best.epoch, best.valid, best.test = record["value"], record["epoch"], record["valid"], record["test"]
-    best.state = state.best_model
+    best.weights = None
+    if state.best_model is not None:
+        best.keep(state.best_model)
     result.history = list(state.info["history"])
     result.epoch_seconds, result.eval_seconds = list(state.info["epoch_seconds"]), list(state.info["eval_seconds"])
     result.epochs_run = state.epoch

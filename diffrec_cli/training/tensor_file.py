@@ -34,7 +34,7 @@ def writable(tensors: Mapping[str, torch.Tensor]) -> bool:
     return all(t.device.type == "cpu" and t.is_contiguous() and t.dtype in DTYPE_NAMES for t in tensors.values())
 
 
-def _raw_bytes(tensor: torch.Tensor) -> memoryview:
+def raw_bytes(tensor: torch.Tensor) -> memoryview:
     """The tensor's memory as bytes, without a copy (bf16 has no numpy dtype: viewed as uint8 first)."""
     return memoryview(tensor.reshape(-1).view(torch.uint8).numpy()).cast("B")
 
@@ -58,7 +58,7 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadat
     Larger elements first, then by name (as safetensors orders them), so every tensor stays aligned."""
     ordered = sorted(tensors.items(), key=lambda item: (-item[1].element_size(), item[0]))
     header = _header(ordered, metadata)
-    views = [_raw_bytes(tensor) for _, tensor in ordered]
+    views = [raw_bytes(tensor) for _, tensor in ordered]
     digest, failures = hashlib.sha256(header), []
 
     def hash_all() -> None:
