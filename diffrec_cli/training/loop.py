@@ -25,6 +25,7 @@ from diffrec_cli.config import TrainConfig
 from diffrec_cli.data.sparse import InteractionData
 from diffrec_cli.errors import TrainingFailed
 from diffrec_cli.models.base import Recommender
+from diffrec_cli.training.allocator import keep_step_buffers
 from diffrec_cli.training.device import autocast_for, pick_device, seed_everything
 from diffrec_cli.training.distributed import Parallel, join, require_distributable
 from diffrec_cli.training.evaluate import eval_batch_size
@@ -132,6 +133,8 @@ def prepare_fit(model: Recommender, data: InteractionData, config: TrainConfig,
     model.prepare(inputs)
     parallel.attach(model, config.seed)
     closed = model.closed_form
+    if device.type == "cpu" and not closed:
+        keep_step_buffers()  # the steps' tensors stay in the heap between steps (training/allocator.py)
     choice = choose_precision(config.precision, device, [] if closed else model.gemm_shapes(config.batch_size),
                               model.gemm_shapes(config.eval_batch_size or eval_batch_size(data.n_items),
                                                 scoring=True), _agreed(probe or probe_gemms, parallel))
