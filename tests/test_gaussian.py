@@ -236,6 +236,15 @@ def test_training_losses_leave_given_noise_untouched_and_match_drawn_noise():
     torch.testing.assert_close(seen[1], d.q_sample(x0, t, kept), rtol=0, atol=0)
 
 
+def test_training_losses_keep_the_gradient_of_an_x0_that_needs_one():
+    # a model may diffuse a learned latent: x_t then cannot be written over the noise (no out= in autograd)
+    d = GaussianDiffusion(BETAS, sampling="uniform")
+    x0 = torch.rand(4, 6, requires_grad=True)
+    t = torch.tensor([0, 2, 3, 5])
+    d.training_losses(lambda xt, steps: xt * 0.5, x0, steps=t).sum().backward()
+    assert x0.grad is not None and bool(x0.grad.abs().sum() > 0)
+
+
 # ----- inference (Algorithm 2) --------------------------------------------------------------------
 def _toy_denoiser(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(0.8 * xt + 0.05 * t[:, None].to(xt.dtype) - 0.3)

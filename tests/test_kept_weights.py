@@ -109,3 +109,66 @@ def test_a_fit_ends_on_the_weights_of_its_best_evaluation(tiny):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in best.items())
     if result.best_epoch != 6:  # then the last epoch's weights must differ from what the model ends with
         assert not all(torch.equal(states[6][k], v) for k, v in best.items())
+
+
+def test_an_interrupted_write_closes_its_file_and_goes_on_raising(monkeypatch):
+    opened = []
+
+    class Interrupted:
+        closed = False
+
+        def write(self, data):
+            raise KeyboardInterrupt
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(kept_weights.tempfile, "TemporaryFile", lambda: opened.append(Interrupted()) or opened[-1])
+    with pytest.raises(KeyboardInterrupt):
+        KeptWeights.copy_of(_state())
+    assert opened and opened[0].closed
+
+
+def _fast_fit(tiny, reporter=None, epochs: int = 2, before=None):
+    from diffrec_cli.config import resolve_settings
+    from diffrec_cli.models.build import build_model
+    from diffrec_cli.plugins import load_plugins
+    from diffrec_cli.training.loop import fit
+
+    from conftest import FAST_MODEL
+
+    registry = load_plugins(entry_points=False).registry
+    torch.manual_seed(3)
+    model, _ = build_model(registry, "diffrec", dict(FAST_MODEL), n_users=tiny.n_users, n_items=tiny.n_items)
+    if before is not None:
+        before(model)
+    train = {"epochs": str(epochs), "eval_every": "1", "batch_size": "16"}
+    config = resolve_settings(train, {}, dataset=tiny.name, device="cpu", precision="fp32").train
+    return model, fit(model, tiny, config, reporter or (lambda event: None))
+
+
+def test_a_failing_fit_closes_the_file_of_its_best_weights(tiny, monkeypatch):
+    from diffrec_cli.training.events import Evaluated
+
+    files = []
+    real = kept_weights.tempfile.TemporaryFile
+    monkeypatch.setattr(kept_weights.tempfile, "TemporaryFile", lambda: files.append(real()) or files[-1])
+
+    def reporter(event):
+        if isinstance(event, Evaluated) and event.epoch == 2:
+            raise RuntimeError("a listener failed")
+
+    with pytest.raises(RuntimeError, match="a listener failed"):
+        _fast_fit(tiny, reporter, epochs=3)
+    assert files and all(f.closed for f in files)
+
+
+def test_gradients_left_on_a_model_do_not_enter_its_next_fit(tiny):
+    def leftovers(model):
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 100.0)
+
+    clean, _ = _fast_fit(tiny)
+    dirty, _ = _fast_fit(tiny, before=leftovers)
+    for (name, a), b in zip(clean.state_dict().items(), dirty.state_dict().values()):
+        assert torch.equal(a, b), name

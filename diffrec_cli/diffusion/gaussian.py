@@ -196,9 +196,11 @@ class GaussianDiffusion(nn.Module):
         if self.prediction == "x0" and not return_x0 and not self.noiseless:
             # q_sample's fused multiply-add (the same roundings), written over noise drawn here: nothing needs
             # the noise afterwards, so no second (batch × n_items) buffer stays alive through the forward pass
+            # (autograd takes no out= argument: an x_0 that needs gradients gets a new tensor)
+            over_noise = drawn and not x0.requires_grad
             xt = torch.addcmul(self._at("sqrt_alphas_cumprod", t, x0) * x0,
                                self._at("sqrt_one_minus_alphas_cumprod", t, x0), noise,
-                               out=noise if drawn else None)
+                               out=noise if over_noise else None)
             del noise
         else:
             xt = self.q_sample(x0, t, noise)

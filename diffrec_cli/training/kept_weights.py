@@ -5,7 +5,9 @@ A fit holds a copy of its best weights until it ends. In memory that copy is one
 resume state is written and when training ends. Written to a temporary file it costs one sequential write
 per improvement. The file has no name (the system removes it when it is closed, also when the process
 dies) and holds raw tensor bytes for this process only: it is not a format anyone else reads. Where it
-cannot be written (no space, no temporary directory) the copy stays in memory, as before.
+cannot be written (no space, no temporary directory) the copy stays in memory, as before. Where the
+temporary directory is itself in memory (a tmpfs ``/tmp``), the copy still takes RAM, only outside the
+process's RSS: point ``TMPDIR`` at a disk to save it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class KeptWeights:
         except OSError:  # a full disk: the copy stays in memory
             spill.close()
             return cls({k: v.detach().cpu().clone() for k, v in state.items()})
+        except BaseException:  # interrupted half-way: no open file left behind
+            spill.close()
+            raise
         return cls(None, spill, layout)
 
     @property

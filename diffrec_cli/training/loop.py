@@ -79,11 +79,15 @@ class Best:
 
     def keep(self, state: dict[str, torch.Tensor], copy: bool = True) -> None:
         """Hold ``state`` (a copy, in a temporary file where possible; or the tensors themselves)."""
-        if self.weights is not None:  # the previous copy goes before the new one is made
-            self.weights.close()
-            self.weights = None
+        self.drop()  # the previous copy goes before the new one is made
         self.weights = KeptWeights.copy_of(state) if copy else KeptWeights.holding(
             {k: v.detach() for k, v in state.items()})
+
+    def drop(self) -> None:
+        """Let go of the kept weights (and their temporary file)."""
+        if self.weights is not None:
+            self.weights.close()
+            self.weights = None
 
     @property
     def state(self) -> dict[str, torch.Tensor] | None:
@@ -167,6 +171,7 @@ def train_epoch(model: Recommender, setup: Setup, epoch: int, reporter: Reporter
     if setup.closed_fit is not None:
         setup.closed_fit(setup.inputs)
         return 0.0
+    setup.optimizer.zero_grad(set_to_none=True)  # none left over from a fit stopped inside a step
     total, steps = 0.0, 0
     for steps, batch in enumerate(setup.parallel.batches(model, setup.inputs, setup.config.batch_size,
                                                          setup.shuffler, setup.device), start=1):
@@ -203,11 +208,10 @@ def evaluate_now(model: Recommender, data: InteractionData, setup: Setup) -> tup
 def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter: Reporter = silent, *,
         should_stop: Callable[[], bool] = never, resume: TrainingState | None = None,
         closed_fit: Callable[[sp.csr_matrix], None] | None = None, probe: Probe | None = None) -> FitResult:
-    """Train ``model`` on ``data``; the model ends with its best validation weights, in eval mode.
-    Ctrl-C (or ``should_stop()``) ends training early and keeps the best evaluation so far. With ``resume``
-    (a state from a ``ResumePoint``) training continues after that state's epoch exactly as it would have.
-    ``closed_fit`` fits a closed-form model in place of its ``fit_closed_form`` (a search's shared factors);
-    ``probe`` times GEMMs in fp32 and bf16 for ``precision = auto`` (training/precision.py)."""
+    """Train ``model`` on ``data``; it ends with its best validation weights, in eval mode. Ctrl-C (or
+    ``should_stop()``) ends training early, keeping the best evaluation so far; ``resume`` (a ``ResumePoint``'s
+    state) continues after its epoch exactly as training would have. ``closed_fit`` fits a closed-form model
+    in place of its ``fit_closed_form`` (a search's shared factors); ``probe`` times GEMMs for ``auto``."""
     setup = prepare_fit(model, data, config, closed_fit, probe)
     reporter = setup.parallel.reporter(reporter)  # one rank speaks for all
     result, best, started = FitResult(0, 0, False, False, {}, {}, inputs=setup.inputs), Best(), time.perf_counter()
@@ -237,15 +241,22 @@ def fit(model: Recommender, data: InteractionData, config: TrainConfig, reporter
                 break
     except KeyboardInterrupt:
         result.interrupted = True
-    result.precision = setup.precision.to_json()  # with the scoring check's outcome, once evaluated
-    return finish(model, result, best, time.perf_counter() - started, reporter)
+    except BaseException:
+        best.drop()  # a failed fit leaves no temporary file open behind it
+        raise
+    return finish(model, result, best, time.perf_counter() - started, reporter, setup.precision)
 
 
-def finish(model: Recommender, result: FitResult, best: Best, seconds: float, reporter: Reporter) -> FitResult:
-    """Back to the best weights; the result and the closing event report the best evaluation."""
+def finish(model: Recommender, result: FitResult, best: Best, seconds: float, reporter: Reporter,
+           precision: PrecisionChoice) -> FitResult:
+    """Back to the best weights; the result and the closing event report the best evaluation and the
+    precision (with the scoring check's outcome, once evaluated)."""
+    result.precision = precision.to_json()
     if best.weights is not None:
-        model.load_state_dict(best.weights.tensors())
-        best.weights.close()
+        try:
+            model.load_state_dict(best.weights.tensors())
+        finally:
+            best.drop()
     model.eval()
     result.best_epoch, result.valid, result.test, result.total_seconds = best.epoch, best.valid, best.test, seconds
     reporter(TrainingFinished(best.epoch, result.epochs_run, result.stopped_early, result.interrupted, seconds,
