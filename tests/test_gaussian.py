@@ -341,6 +341,22 @@ def test_fused_scores_equal_unfused(dims, noising_steps, noise_scale):
     assert not torch.allclose(plain[0], plain[1])  # scores depend on the input row
 
 
+def test_fused_scores_of_float64_rows_stay_float64_and_match_a_float64_model():
+    torch.manual_seed(0)
+    schedule = LinearVarianceSchedule(steps=5, noise_scale=0.1, noise_min=0.1, noise_max=0.5)
+    model = DiffRec(20, 40, schedule=schedule, dims=[16, 24], emb_size=6).eval()
+    x = (torch.rand(8, 40) < 0.3).double()
+    users = torch.arange(8)
+    fused = model.scores(users, x, fused=True)
+    assert fused.dtype == torch.float64
+    wide = DiffRec(20, 40, schedule=schedule, dims=[16, 24], emb_size=6).eval()
+    wide.load_state_dict(model.state_dict())
+    wide.double()
+    # (the step rows are folded in float32: float64 up to ~1e-8)
+    torch.testing.assert_close(fused, wide.scores(users, x, fused=False), rtol=0, atol=1e-7)
+    torch.testing.assert_close(fused.float(), model.scores(users, x.float(), fused=True), rtol=0, atol=1e-5)
+
+
 def test_fused_scores_ignore_bf16_autocast():
     """Under ``--precision bf16`` training, scoring may run inside an autocast region; the fused recursion adds
     c1-sized increments to a c2≈1 state, which bf16 rounds away, so it must keep computing in float32."""

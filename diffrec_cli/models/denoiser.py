@@ -65,7 +65,7 @@ class MLPDenoiser(nn.Module):
             nn.init.normal_(layer.bias, 0.0, 0.001)
 
     def embed(self, t: torch.Tensor) -> torch.Tensor:
-        return self.emb_layer(step_embedding(t, self.emb_size))
+        return self.emb_layer(step_embedding(t, self.emb_size).to(self.emb_layer.weight.dtype))  # float64 models too
 
     def train(self, mode: bool = True) -> "MLPDenoiser":
         # the folded matrices are rebuilt after any training (a fused optimiser step leaves the weights'
@@ -183,7 +183,8 @@ class MLPDenoiser(nn.Module):
             if k < len(coef_x0) - 1:
                 # u ← c2·u + c1·(h·(W V)ᵀ + W c), one GEMM with accumulation
                 u = torch.addmm(u, h, fused_t, beta=coef_xt[k], alpha=coef_x0[k]).add_(fused_bias, alpha=coef_x0[k])
-        return self.layers[-1](h)
+        last = self.layers[-1]
+        return F.linear(h, last.weight.to(dtype), last.bias.to(dtype))  # float64 scores from a float32 model too
 
     def _low_precision_denoise(self, x_start: torch.Tensor, coef_x0: list[float], coef_xt: list[float],
                                low: torch.dtype) -> torch.Tensor:
