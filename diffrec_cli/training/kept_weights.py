@@ -38,7 +38,7 @@ class KeptWeights:
         try:
             spill = tempfile.TemporaryFile()
         except OSError:
-            return cls({k: v.detach().cpu().clone() for k, v in state.items()})
+            return cls._memory_copy(state)
         layout = []
         try:
             for name, value in state.items():
@@ -48,11 +48,15 @@ class KeptWeights:
             spill.flush()
         except OSError:  # a full disk: the copy stays in memory
             spill.close()
-            return cls({k: v.detach().cpu().clone() for k, v in state.items()})
+            return cls._memory_copy(state)
         except BaseException:  # interrupted half-way: no open file left behind
             spill.close()
             raise
         return cls(None, spill, layout)
+
+    @classmethod
+    def _memory_copy(cls, state: Mapping[str, torch.Tensor]) -> "KeptWeights":
+        return cls({k: v.detach().cpu().clone() for k, v in state.items()})
 
     @property
     def in_memory(self) -> bool:

@@ -283,7 +283,7 @@ def restore(state: TrainingState, model: Recommender, setup: Setup, result: FitR
         setup.optimizer.load_state_dict(state.optimizer)
     record = state.info["best"]
     best.value, best.epoch, best.valid, best.test = record["value"], record["epoch"], record["valid"], record["test"]
-    best.weights = None
+    best.drop()
     if state.best_model is not None:
         best.keep(state.best_model)
     result.history = list(state.info["history"])
