@@ -27,8 +27,17 @@ class LowPrecisionLinear(torch.autograd.Function):
         x, weight_low = ctx.saved_tensors
         grad_x = grad @ weight_low if ctx.needs_input_grad[0] else None
         grad_w = (grad.t() @ x).float() if ctx.needs_input_grad[1] else None
-        grad_b = grad.sum(0, dtype=torch.float32) if ctx.needs_input_grad[2] else None
+        grad_b = column_sums(grad) if ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None
+
+
+def column_sums(grad: torch.Tensor) -> torch.Tensor:
+    """Float32 column sums of a low-precision gradient (the bias gradient), as a (1 × rows) · grad product:
+    half the time of a summation with a float32 accumulator, which first copies the whole gradient to
+    float32. Rounded to the gradient's dtype once, like the weight gradient beside it."""
+    if grad.dtype == torch.float32:
+        return grad.sum(0)
+    return torch.mm(grad.new_ones((1, grad.shape[0])), grad)[0].float()
 
 
 class ItemsAndStepLinear(torch.autograd.Function):
@@ -122,24 +131,46 @@ class RowMSE(torch.autograd.Function):
     """Mean over columns of (output − target)², per row, in float32.
 
     The unfused form (sub, pow, mean and their backward: sub, mul, mul, neg) walks the (batch × n_items)
-    tensor seven times and allocates as many; this walks it four times into two buffers.
+    tensor seven times and allocates as many; this walks it four times into one buffer, and squares it a
+    block of rows at a time into a buffer that stays in the core's cache.
     """
 
     @staticmethod
     def forward(ctx, output, target):  # type: ignore[override]
-        diff = torch.sub(output, target)  # a bf16 output is promoted to float32 inside the subtraction
+        if output.dtype == target.dtype:
+            diff = torch.sub(output, target)
+        else:
+            # a bf16 output widened exactly, then the same float32 subtraction as a promoting sub (which
+            # would first copy the output to float32 anyway, into one more buffer)
+            diff = output.to(target.dtype)
+            diff.sub_(target)
         ctx.save_for_backward(diff)
         ctx.out_dtype = output.dtype
         # square, sum, divide: the same roundings as ((target − output) ** 2).mean(1)
-        return diff.square().sum(dim=1).div_(diff.shape[1])
+        return row_square_sums(diff).div_(diff.shape[1])
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (diff,) = ctx.saved_tensors
         scale = (grad / diff.shape[1] * 2.0)[:, None]  # (g / n)·2, as mean's and pow's backward round it
-        if ctx.out_dtype == diff.dtype:
-            return diff.mul_(scale), None  # the saved difference is not needed again
-        return torch.mul(diff, scale, out=torch.empty(diff.shape, dtype=ctx.out_dtype, device=diff.device)), None
+        # the saved difference is not needed again; a bf16 output gets the float32 product rounded once
+        return diff.mul_(scale).to(ctx.out_dtype), None
+
+
+def row_square_sums(rows: torch.Tensor, block_bytes: int = 1 << 20) -> torch.Tensor:
+    """``rows.square().sum(1)`` of a 2-D tensor, bit for bit, squaring a block of rows at a time into one
+    buffer small enough to stay in cache (each row's sum does not depend on the rows beside it)."""
+    n_rows, width = rows.shape
+    block = max(1, block_bytes // max(1, width * rows.element_size()))
+    if block >= n_rows:
+        return rows.square().sum(dim=1)
+    squares = torch.empty((block, width), dtype=rows.dtype, device=rows.device)
+    sums = torch.empty(n_rows, dtype=rows.dtype, device=rows.device)
+    for start in range(0, n_rows, block):
+        part = rows[start:start + block]
+        torch.square(part, out=squares[:part.shape[0]])
+        torch.sum(squares[:part.shape[0]], dim=1, out=sums[start:start + block])
+    return sums
 
 
 def row_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -162,3 +193,42 @@ class WeightCopies:
 
     def of(self, layer: nn.Linear) -> torch.Tensor:
         return layer.weight.detach().to(self.dtype)
+
+
+# A 16-bit float 2.0 (bf16 and float16 alike) is the bit pattern 0x4000: a random bit moved to bit 14 is
+# then the scaled keep-mask of dropout with p = ½ (0.0 or 2.0), with no float conversion.
+_TWO_AS_BITS = 0x4000
+_LANE_BITS = 16
+
+
+def half_dropout_applies(x: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether :func:`half_dropout` can drop ``x`` into ``dtype``: a 2-D input needing no gradient, a 16-bit float."""
+    return x.dim() == 2 and not x.requires_grad and dtype in (torch.bfloat16, torch.float16)
+
+
+def half_dropout(x: torch.Tensor, room: int, dtype: torch.dtype) -> torch.Tensor:
+    """Dropout with p = ½ of a 2-D float32 ``x``, scaled by 2 and rounded to the 16-bit float ``dtype``, into
+    a buffer with ``room`` more columns (left unset): ``2·x`` where a random bit is set, 0 elsewhere.
+
+    Each entry needs one fair random bit, so it takes them 64 at a time from 64-bit draws instead of one
+    float32 uniform per entry and a compare: the draw is a 60th of the time, and the mask is applied to
+    the already-rounded copy in one 16-bit multiply (exact: ×2 and ×0). The entries are still independent
+    and kept with probability exactly ½, but not the same entries as ``nn.Dropout`` draws for one seed.
+    """
+    rows, cols = x.shape
+    count = rows * cols
+    words = torch.empty(-(-count // 64), dtype=torch.int64, device=x.device).random_(-2 ** 63, None)
+    lanes = words.view(torch.int16)
+    mask = torch.empty((_LANE_BITS, lanes.numel()), dtype=torch.int16, device=x.device)
+    for bit in range(_LANE_BITS):
+        # bit `bit` of every lane to bit 14 (an arithmetic right shift for the sign bit)
+        if bit <= 14:
+            torch.bitwise_left_shift(lanes, 14 - bit, out=mask[bit])
+        else:
+            torch.bitwise_right_shift(lanes, bit - 14, out=mask[bit])
+    mask.bitwise_and_(_TWO_AS_BITS)
+    wide = torch.empty((rows, cols + room), dtype=dtype, device=x.device)
+    dropped = wide[:, :cols]
+    dropped.copy_(x)
+    dropped.mul_(mask.view(-1)[:count].view(rows, cols).view(dtype))
+    return wide

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffrec_cli.errors import DiffrecError
-from diffrec_cli.mixed_precision import ItemsAndStepLinear, LowPrecisionLinear, WeightCopies, linear_tanh, tanh
+from diffrec_cli.mixed_precision import (ItemsAndStepLinear, LowPrecisionLinear, WeightCopies, half_dropout,
+                                         half_dropout_applies, linear_tanh, tanh)
 
 
 def step_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -86,11 +87,13 @@ class MLPDenoiser(nn.Module):
         # where the first layer finds its input already concatenated (one (batch × n_items) copy fewer).
         if not self.training or self.dropout == 0.0:
             return x
+        low = self.training_copies
+        if low is not None and self.dropout == 0.5 and half_dropout_applies(x, low.dtype):
+            return half_dropout(x, room, low.dtype)  # one random bit per entry (mixed_precision.py)
         keep = torch.rand_like(x).ge_(self.dropout)
         kept = keep.mul_(x) if not x.requires_grad else x * keep
         if kept.requires_grad:
             return kept.mul_(1.0 / (1.0 - self.dropout))
-        low = self.training_copies
         wide = torch.empty((x.shape[0], x.shape[1] + room), dtype=kept.dtype if low is None else low.dtype,
                            device=x.device)
         torch.mul(kept, 1.0 / (1.0 - self.dropout), out=wide[:, :x.shape[1]])  # scaled (and cast) in one pass

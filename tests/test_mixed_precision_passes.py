@@ -1,0 +1,109 @@
+"""The bf16 training step's cheaper passes: p = ½ dropout from random bits, the loss's cache-sized squaring,
+the float32 loss of a bf16 output, and the bias gradient as a product."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import diffrec_cli.models.denoiser as denoiser_module
+from diffrec_cli.mixed_precision import column_sums, half_dropout, half_dropout_applies, row_mse, row_square_sums
+from diffrec_cli.models.denoiser import MLPDenoiser
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_dropout_keeps_twice_the_rounded_input_or_zero(dtype):
+    torch.manual_seed(3)
+    x = torch.rand(37, 53) + 0.25  # no zeros: a kept entry is told apart from a dropped one
+    wide = half_dropout(x, room=4, dtype=dtype)
+    assert wide.shape == (37, 57) and wide.dtype == dtype
+    dropped = wide[:, :53]
+    kept = dropped != 0
+    assert torch.equal(dropped[kept], (x.to(dtype) * 2)[kept])  # exactly 2·round(x), not round(2·x) by luck
+    assert 0 < int(kept.sum()) < x.numel()
+
+
+def test_half_dropout_keeps_each_entry_with_probability_one_half_independently():
+    torch.manual_seed(11)
+    x = torch.ones(500, 2003)  # 1,001,500 entries: not a multiple of 64 bits
+    kept = (half_dropout(x, 0, torch.bfloat16) != 0).float()
+    n = kept.numel()
+    sd = 0.5 / n ** 0.5
+    assert abs(kept.mean().item() - 0.5) < 5 * sd
+    # every one of the 16 bit positions a lane contributes, and every row, is fair
+    flat = kept.view(-1)
+    lanes = -(-n // 64) * 4
+    for bit in range(16):
+        part = flat[bit * lanes:min(n, (bit + 1) * lanes)]
+        assert abs(part.mean().item() - 0.5) < 5 * 0.5 / part.numel() ** 0.5
+    assert (kept.mean(dim=1) - 0.5).abs().max().item() < 5 * 0.5 / 2003 ** 0.5
+    # neighbours (along a row, across rows, 16 apart) are uncorrelated
+    for lag in (1, 16, 2003, lanes):
+        corr = torch.corrcoef(torch.stack([flat[:-lag], flat[lag:]]))[0, 1].item()
+        assert abs(corr) < 5 / n ** 0.5
+
+
+def test_half_dropout_follows_the_seed_and_differs_between_calls():
+    x = torch.rand(7, 9) + 0.5
+    torch.manual_seed(5)
+    first, second = half_dropout(x, 0, torch.bfloat16), half_dropout(x, 0, torch.bfloat16)
+    torch.manual_seed(5)
+    assert torch.equal(half_dropout(x, 0, torch.bfloat16), first)
+    assert not torch.equal(first, second)
+
+
+def test_half_dropout_applies_only_to_plain_16_bit_rounded_inputs():
+    x = torch.rand(3, 4)
+    assert half_dropout_applies(x, torch.bfloat16) and half_dropout_applies(x, torch.float16)
+    assert not half_dropout_applies(x, torch.float32)
+    assert not half_dropout_applies(x.requires_grad_(), torch.bfloat16)
+    assert not half_dropout_applies(torch.rand(2, 3, 4), torch.bfloat16)
+
+
+@pytest.mark.parametrize("p, uses_bits", [(0.5, True), (0.3, False)])
+def test_bf16_training_draws_bits_only_for_dropout_one_half(monkeypatch, p, uses_bits):
+    calls = []
+    real = denoiser_module.half_dropout
+    monkeypatch.setattr(denoiser_module, "half_dropout", lambda *a: calls.append(a) or real(*a))
+    torch.manual_seed(0)
+    net = MLPDenoiser(40, hidden=(8,), emb_size=4, dropout=p).train()
+    net.set_precision(torch.bfloat16, torch.float32)
+    net(torch.rand(6, 40), torch.tensor([0, 1, 2, 3, 4, 5])).float().sum().backward()
+    assert len(calls) == (1 if uses_bits else 0)
+    net.set_precision(torch.float32, torch.float32)  # fp32 training keeps nn.Dropout's stream
+    net(torch.rand(6, 40), torch.tensor([0, 1, 2, 3, 4, 5]))
+    assert len(calls) == (1 if uses_bits else 0)
+
+
+@pytest.mark.parametrize("rows, block_bytes", [(400, 1 << 20), (37, 3 * 101 * 4), (5, 1), (2, 1 << 20)])
+def test_row_square_sums_are_bit_for_bit_the_whole_tensor_ones(rows, block_bytes):
+    torch.manual_seed(rows)
+    values = torch.randn(rows, 101 if rows < 400 else 2810) * 0.3
+    assert torch.equal(row_square_sums(values, block_bytes), values.square().sum(dim=1))
+
+
+def test_loss_of_a_bf16_output_is_bit_for_bit_the_promoting_expression():
+    torch.manual_seed(2)
+    output = torch.randn(9, 300).bfloat16().requires_grad_()
+    target = (torch.rand(9, 300) < 0.2).float()
+    weights = torch.rand(9)
+    loss = row_mse(output, target)
+    (grad,) = torch.autograd.grad((loss * weights).sum(), output)
+    # what the loss computed before: a promoting subtraction, and the scaled difference rounded on the way out
+    diff = torch.sub(output.detach(), target)
+    assert torch.equal(loss.detach(), diff.square().sum(dim=1).div_(300))
+    scale = (weights / 300 * 2.0)[:, None]
+    assert grad.dtype == torch.bfloat16
+    assert torch.equal(grad, torch.mul(diff, scale, out=torch.empty(9, 300, dtype=torch.bfloat16)))
+
+
+def test_column_sums_of_a_bf16_gradient_round_once_and_fp32_sums_stay_exact():
+    torch.manual_seed(4)
+    grad = torch.randn(400, 57)
+    assert torch.equal(column_sums(grad), grad.sum(0))
+    low = grad.bfloat16()
+    sums = column_sums(low)
+    assert sums.dtype == torch.float32 and sums.shape == (57,)
+    exact = low.double().sum(0)
+    assert torch.equal(sums, sums.bfloat16().float())  # one rounding to bf16, then widened
+    assert ((sums.double() - exact).abs() <= exact.abs() * 2 ** -8 + 1e-6).all()
