@@ -58,6 +58,7 @@ def test_half_dropout_applies_only_to_plain_16_bit_rounded_inputs():
     assert not half_dropout_applies(x, torch.float32)
     assert not half_dropout_applies(x.requires_grad_(), torch.bfloat16)
     assert not half_dropout_applies(torch.rand(2, 3, 4), torch.bfloat16)
+    assert not half_dropout_applies(torch.rand(3, 4, device="meta"), torch.bfloat16)  # not a CPU tensor
 
 
 @pytest.mark.parametrize("p, uses_bits", [(0.5, True), (0.3, False)])
@@ -107,3 +108,14 @@ def test_column_sums_of_a_bf16_gradient_round_once_and_fp32_sums_stay_exact():
     exact = low.double().sum(0)
     assert torch.equal(sums, sums.bfloat16().float())  # one rounding to bf16, then widened
     assert ((sums.double() - exact).abs() <= exact.abs() * 2 ** -8 + 1e-6).all()
+
+
+def test_loss_of_a_float64_output_stays_float64():
+    output = torch.tensor([[0.1, 0.7]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.0, 1.0]])
+    loss = row_mse(output, target)
+    assert loss.dtype == torch.float64
+    assert loss.item() == ((0.1 - 0.0) ** 2 + (0.7 - 1.0) ** 2) / 2
+    (grad,) = torch.autograd.grad(loss.sum(), output)
+    assert grad.dtype == torch.float64
+    torch.testing.assert_close(grad, torch.tensor([[0.1, 0.7 - 1.0]], dtype=torch.float64), rtol=1e-15, atol=0)
