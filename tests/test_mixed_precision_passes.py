@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import diffrec_cli.models.denoiser as denoiser_module
-from diffrec_cli.mixed_precision import column_sums, half_dropout, half_dropout_applies, row_mse, row_square_sums
+from diffrec_cli.mixed_precision import (column_sums, half_dropout, half_dropout_applies, low_precision_weight_gradient,
+                                         row_mse, row_square_sums)
 from diffrec_cli.models.denoiser import MLPDenoiser
 
 
@@ -119,3 +120,13 @@ def test_loss_of_a_float64_output_stays_float64():
     (grad,) = torch.autograd.grad(loss.sum(), output)
     assert grad.dtype == torch.float64
     torch.testing.assert_close(grad, torch.tensor([[0.1, 0.7 - 1.0]], dtype=torch.float64), rtol=1e-15, atol=0)
+
+
+def test_low_precision_weight_gradient_is_grad_transposed_times_input_in_float32():
+    torch.manual_seed(6)
+    grad, x = torch.randn(40, 30).bfloat16(), torch.randn(40, 70).bfloat16()
+    result = low_precision_weight_gradient(grad, x)
+    assert result.shape == (30, 70) and result.dtype == torch.float32 and result.is_contiguous()
+    exact = grad.double().t() @ x.double()
+    assert ((result.double() - exact).abs() <= exact.abs() * 2 ** -7 + 1e-2).all()
+    torch.testing.assert_close(result, torch.mm(grad.t(), x).float(), rtol=2 ** -7, atol=1e-2)
