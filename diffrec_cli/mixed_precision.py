@@ -42,9 +42,10 @@ def low_precision_weight_gradient(grad: torch.Tensor, x: torch.Tensor) -> torch.
 def column_sums(grad: torch.Tensor) -> torch.Tensor:
     """Float32 column sums of a low-precision gradient (the bias gradient), as a (1 × rows) · grad product:
     half the time of a summation with a float32 accumulator, which first copies the whole gradient to
-    float32. Rounded to the gradient's dtype once, like the weight gradient beside it."""
-    if grad.dtype == torch.float32:
-        return grad.sum(0)
+    float32. Rounded to bf16 once, like the weight gradient beside it (other dtypes: a float32 summation; a
+    float16 sum could overflow)."""
+    if grad.dtype != torch.bfloat16:
+        return grad.sum(0, dtype=torch.float32)
     return torch.mm(grad.new_ones((1, grad.shape[0])), grad)[0].float()
 
 
@@ -142,14 +143,15 @@ class RowMSE(torch.autograd.Function):
     """Mean over columns of (output − target)², per row, in float32.
 
     The unfused form (sub, pow, mean and their backward: sub, mul, mul, neg) walks the (batch × n_items)
-    tensor seven times and allocates as many; this walks it four times into one buffer, and squares it a
-    block of rows at a time into a buffer that stays in the core's cache.
+    tensor seven times and allocates as many; this walks it four times (five for a bf16 output, widened
+    first and its gradient rounded back) and squares it a block of rows at a time into a buffer that stays
+    in the core's cache. The backward reuses the saved difference: one backward per graph.
     """
 
     @staticmethod
     def forward(ctx, output, target):  # type: ignore[override]
-        wide = torch.promote_types(output.dtype, target.dtype)
-        if output.dtype == wide:
+        wide = torch.result_type(output, target)
+        if output.dtype == wide or output.shape != target.shape:
             diff = torch.sub(output, target)
         else:
             # a bf16 output widened exactly, then the same float32 subtraction as a promoting sub (which
@@ -171,17 +173,22 @@ class RowMSE(torch.autograd.Function):
 
 def row_square_sums(rows: torch.Tensor, block_bytes: int = 1 << 20) -> torch.Tensor:
     """``rows.square().sum(1)`` of a 2-D tensor, bit for bit, squaring a block of rows at a time into one
-    buffer small enough to stay in cache (each row's sum does not depend on the rows beside it)."""
+    buffer small enough to stay in cache (each row's sum does not depend on the rows beside it).
+
+    Blocks hold at least two rows: torch sums a single wide row split across threads, in another order
+    than the same row among others; and a strided tensor is summed whole, in its own order."""
     n_rows, width = rows.shape
-    block = max(1, block_bytes // max(1, width * rows.element_size()))
-    if block >= n_rows:
+    block = block_bytes // max(1, width * rows.element_size())
+    if block < 2 or block >= n_rows or not rows.is_contiguous():
         return rows.square().sum(dim=1)
-    squares = torch.empty((block, width), dtype=rows.dtype, device=rows.device)
+    bounds = list(range(0, n_rows, block)) + [n_rows]
+    if bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]  # the last row joins the block before it
+    squares = torch.empty((block + 1, width), dtype=rows.dtype, device=rows.device)
     sums = torch.empty(n_rows, dtype=rows.dtype, device=rows.device)
-    for start in range(0, n_rows, block):
-        part = rows[start:start + block]
-        torch.square(part, out=squares[:part.shape[0]])
-        torch.sum(squares[:part.shape[0]], dim=1, out=sums[start:start + block])
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        torch.square(rows[start:end], out=squares[:end - start])
+        torch.sum(squares[:end - start], dim=1, out=sums[start:end])
     return sums
 
 
@@ -214,10 +221,10 @@ _LANE_BITS = 16
 
 
 def half_dropout_applies(x: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether :func:`half_dropout` drops ``x`` into ``dtype``: a 2-D CPU input needing no gradient, a 16-bit
-    float."""
-    return (x.dim() == 2 and not x.requires_grad and dtype in (torch.bfloat16, torch.float16)
-            and x.device.type == "cpu")  # where torch draws each float uniform from mt19937, one at a time
+    """Whether :func:`half_dropout` drops ``x`` into ``dtype``: a 2-D CPU input needing no gradient, bf16."""
+    # a CPU, where torch draws each float uniform from mt19937 one at a time; bf16, whose range is float32's
+    # (float16 would round large entries to inf, and a dropped inf times 0 is NaN)
+    return x.dim() == 2 and not x.requires_grad and dtype == torch.bfloat16 and x.device.type == "cpu"
 
 
 def half_dropout(x: torch.Tensor, room: int, dtype: torch.dtype) -> torch.Tensor:

@@ -13,7 +13,7 @@ from diffrec_cli.models.denoiser import MLPDenoiser
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_dropout_keeps_twice_the_rounded_input_or_zero(dtype):
+def test_half_dropout_keeps_twice_the_rounded_input_or_zero(dtype):  # float16 works, though training uses bf16
     torch.manual_seed(3)
     x = torch.rand(37, 53) + 0.25  # no zeros: a kept entry is told apart from a dropped one
     wide = half_dropout(x, room=4, dtype=dtype)
@@ -55,7 +55,8 @@ def test_half_dropout_follows_the_seed_and_differs_between_calls():
 
 def test_half_dropout_applies_only_to_plain_16_bit_rounded_inputs():
     x = torch.rand(3, 4)
-    assert half_dropout_applies(x, torch.bfloat16) and half_dropout_applies(x, torch.float16)
+    assert half_dropout_applies(x, torch.bfloat16)
+    assert not half_dropout_applies(x, torch.float16)  # 70,000 would round to inf, and a dropped inf is NaN
     assert not half_dropout_applies(x, torch.float32)
     assert not half_dropout_applies(x.requires_grad_(), torch.bfloat16)
     assert not half_dropout_applies(torch.rand(2, 3, 4), torch.bfloat16)
@@ -77,11 +78,21 @@ def test_bf16_training_draws_bits_only_for_dropout_one_half(monkeypatch, p, uses
     assert len(calls) == (1 if uses_bits else 0)
 
 
-@pytest.mark.parametrize("rows, block_bytes", [(400, 1 << 20), (37, 3 * 101 * 4), (5, 1), (2, 1 << 20)])
-def test_row_square_sums_are_bit_for_bit_the_whole_tensor_ones(rows, block_bytes):
-    torch.manual_seed(rows)
-    values = torch.randn(rows, 101 if rows < 400 else 2810) * 0.3
-    assert torch.equal(row_square_sums(values, block_bytes), values.square().sum(dim=1))
+@pytest.mark.parametrize("rows, width, block_bytes", [(400, 2810, 1 << 20), (37, 101, 3 * 101 * 4), (5, 101, 1),
+                                                     (2, 101, 1 << 20), (403, 40_000, 1 << 20), (7, 40_000, 1)])
+def test_row_square_sums_are_bit_for_bit_the_whole_tensor_ones(rows, width, block_bytes):
+    # 40,000 columns: torch splits one such row's sum across threads (another order), so no block may hold a
+    # single row (403 = 67 blocks of 6 and one row left over)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(rows)
+        values = torch.randn(rows, width) * 0.3
+        assert torch.equal(row_square_sums(values, block_bytes), values.square().sum(dim=1))
+        strided = values.t().contiguous().t()
+        assert torch.equal(row_square_sums(strided, block_bytes), strided.square().sum(dim=1))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_loss_of_a_bf16_output_is_bit_for_bit_the_promoting_expression():
@@ -130,3 +141,29 @@ def test_low_precision_weight_gradient_is_grad_transposed_times_input_in_float32
     exact = grad.double().t() @ x.double()
     assert ((result.double() - exact).abs() <= exact.abs() * 2 ** -7 + 1e-2).all()
     torch.testing.assert_close(result, torch.mm(grad.t(), x).float(), rtol=2 ** -7, atol=1e-2)
+
+
+def test_loss_follows_torch_promotion_and_broadcasting():
+    output = torch.rand(1, 8).bfloat16()
+    target = torch.rand(3, 8)
+    assert row_mse(output, target).shape == (3,)  # a broadcast target, as the plain expression allows
+    scalar = torch.tensor(0.5, dtype=torch.float64)  # a 0-dim target does not widen the output's dtype
+    assert row_mse(torch.rand(2, 4), scalar).dtype == torch.float32
+
+
+def test_column_sums_of_float16_and_float64_gradients_keep_a_float32_accumulator():
+    grad = torch.full((400, 3), 300.0, dtype=torch.float16)
+    assert torch.equal(column_sums(grad), torch.full((3,), 120_000.0))  # 120,000 overflows float16
+    wide = torch.rand(5, 3, dtype=torch.float64)
+    assert torch.equal(column_sums(wide), wide.sum(0, dtype=torch.float32))
+
+
+def test_first_layer_weight_gradient_of_a_float64_model_stays_float64():
+    torch.manual_seed(8)
+    net = MLPDenoiser(30, hidden=(6,), emb_size=4, dropout=0.0).double().train()
+    x, t = torch.rand(5, 30, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 4])
+    net(x, t).square().sum().backward()
+    first = net.layers[0]
+    h = torch.cat([x, net.embed(t)], dim=1).detach()
+    reference = torch.autograd.grad(net.layers[1](torch.tanh(first(h))).square().sum(), first.weight)[0]
+    torch.testing.assert_close(first.weight.grad, reference, rtol=1e-12, atol=1e-12)
