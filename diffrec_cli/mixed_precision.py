@@ -220,11 +220,13 @@ _TWO_AS_BITS = 0x4000
 _LANE_BITS = 16
 
 
-def half_dropout_applies(x: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether :func:`half_dropout` drops ``x`` into ``dtype``: a 2-D CPU input needing no gradient, bf16."""
+def half_dropout_applies(x: torch.Tensor, p: float, dtype: torch.dtype) -> bool:
+    """Whether :func:`half_dropout` is dropout ``p`` of ``x`` into ``dtype``: p = ½, a 2-D CPU input needing no
+    gradient, bf16."""
     # a CPU, where torch draws each float uniform from mt19937 one at a time; bf16, whose range is float32's
     # (float16 would round large entries to inf, and a dropped inf times 0 is NaN)
-    return x.dim() == 2 and not x.requires_grad and dtype == torch.bfloat16 and x.device.type == "cpu"
+    return (p == 0.5 and x.dim() == 2 and not x.requires_grad and dtype == torch.bfloat16
+            and x.device.type == "cpu")
 
 
 def half_dropout(x: torch.Tensor, room: int, dtype: torch.dtype) -> torch.Tensor:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import diffrec_cli.models.denoiser as denoiser_module
-from diffrec_cli.mixed_precision import (column_sums, half_dropout, half_dropout_applies, low_precision_weight_gradient,
-                                         row_mse, row_square_sums)
+from diffrec_cli.mixed_precision import (column_sums, half_dropout, half_dropout_applies,
+                                         low_precision_weight_gradient, row_mse, row_square_sums)
 from diffrec_cli.models.denoiser import MLPDenoiser
 
 
@@ -55,12 +55,13 @@ def test_half_dropout_follows_the_seed_and_differs_between_calls():
 
 def test_half_dropout_applies_only_to_plain_16_bit_rounded_inputs():
     x = torch.rand(3, 4)
-    assert half_dropout_applies(x, torch.bfloat16)
-    assert not half_dropout_applies(x, torch.float16)  # 70,000 would round to inf, and a dropped inf is NaN
-    assert not half_dropout_applies(x, torch.float32)
-    assert not half_dropout_applies(x.requires_grad_(), torch.bfloat16)
-    assert not half_dropout_applies(torch.rand(2, 3, 4), torch.bfloat16)
-    assert not half_dropout_applies(torch.rand(3, 4, device="meta"), torch.bfloat16)  # not a CPU tensor
+    assert half_dropout_applies(x, 0.5, torch.bfloat16)
+    assert not half_dropout_applies(x, 0.3, torch.bfloat16)  # one fair bit is dropout ½ only
+    assert not half_dropout_applies(x, 0.5, torch.float16)  # 70,000 would round to inf, and a dropped inf is NaN
+    assert not half_dropout_applies(x, 0.5, torch.float32)
+    assert not half_dropout_applies(x.requires_grad_(), 0.5, torch.bfloat16)
+    assert not half_dropout_applies(torch.rand(2, 3, 4), 0.5, torch.bfloat16)
+    assert not half_dropout_applies(torch.rand(3, 4, device="meta"), 0.5, torch.bfloat16)  # not a CPU tensor
 
 
 @pytest.mark.parametrize("p, uses_bits", [(0.5, True), (0.3, False)])

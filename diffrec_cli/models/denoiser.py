@@ -88,7 +88,7 @@ class MLPDenoiser(nn.Module):
         if not self.training or self.dropout == 0.0:
             return x
         low = self.training_copies
-        if low is not None and self.dropout == 0.5 and half_dropout_applies(x, low.dtype):
+        if low is not None and half_dropout_applies(x, self.dropout, low.dtype):
             return half_dropout(x, room, low.dtype)  # one random bit per entry (mixed_precision.py)
         keep = torch.rand_like(x).ge_(self.dropout)
         kept = keep.mul_(x) if not x.requires_grad else x * keep
